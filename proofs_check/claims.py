@@ -1,0 +1,54 @@
+"""Named claims: what a figure or a check asserts, with its kind and source.
+
+A claim groups the stated bounds and empirical findings that one figure reproduces. Its
+``name``, ``statement`` and ``source`` are plain strings, mirrored in
+``figures/registry.py`` so that ``boundlab list`` answers without importing anything heavy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+KINDS = ("theorem", "identity", "empirical")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A named claim reproduced by one figure.
+
+    Parameters
+    ----------
+    name : str
+        The public name used on the command line (``boundlab check NAME``).
+    statement : str
+        One line: what is claimed.
+    source : str
+        Paper, year and theorem or equation number (and how it was checked: verified,
+        recalled, derived).
+    kind : {"theorem", "identity", "empirical"}
+        Theorems and identities are asserted (``check`` exits 1 when the data contradict
+        them); empirical claims report "reproduced" or "not reproduced in this toy".
+    bounds : tuple
+        The ``proofs_check.bounds.Bound`` objects the claim draws on (may be empty).
+
+    Raises
+    ------
+    ValueError
+        If ``kind`` is not one of the three kinds or a string field is empty.
+    """
+
+    name: str
+    statement: str
+    source: str
+    kind: str
+    bounds: tuple = field(default=())
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"Claim.kind must be one of {KINDS}, got {self.kind!r}")
+        for attr in ("name", "statement", "source"):
+            if not isinstance(getattr(self, attr), str) or not getattr(self, attr).strip():
+                raise ValueError(f"Claim.{attr} must be a non-empty string")
+
+    def metadata(self) -> dict:
+        """The plain-string metadata mirrored in ``figures/registry.py``."""
+        return {"name": self.name, "claim": self.statement, "source": self.source}

@@ -1,0 +1,50 @@
+"""The command line and the registry: list without heavy imports, exit codes, overrides."""
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+from figures.cli import _overrides, main
+from figures.registry import FIGURES
+
+HEAVY = ("numba", "scipy", "sympy", "matplotlib", "figures.lcb_bandit", "figures.runner")
+
+
+def test_list_imports_nothing_heavy():
+    code = (
+        "import sys; from figures.cli import main; main(['list']); "
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r} or m in {HEAVY!r}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "lcb-bandit" in out.stdout
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_registry_mirrors_module_claim(name):
+    entry = FIGURES[name]
+    module = importlib.import_module(entry["module"])
+    assert module.CLAIM.metadata() == {"name": name, "claim": entry["claim"],
+                                       "source": entry["source"]}
+    assert set(module.CONFIGS) == {"smoke", "quick", "paper"}
+    for attr in ("run_one", "aggregate", "plot", "verdict"):
+        assert callable(getattr(module, attr))
+
+
+def test_overrides_parse_types():
+    assert _overrides(["bonus_scale=0.5", "R=10", "flag=true", "name=x"]) == {
+        "bonus_scale": 0.5, "R": 10, "flag": True, "name": "x"}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        _overrides(["bonus_scale"])
+
+
+def test_errors_exit_2(capsys, tmp_path):
+    assert main(["check", "no-such-figure", "--out", str(tmp_path)]) == 2
+    assert "unknown figure" in capsys.readouterr().err
+    assert main(["check", "lcb-bandit", "--set", "nonsense=1", "--out", str(tmp_path)]) == 2
+    assert "has no key 'nonsense'" in capsys.readouterr().err
+    assert main(["check", "lcb-bandit", "--seed", "-3", "--out", str(tmp_path)]) == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["check", "lcb-bandit", "--config", "huge"])
+    assert exc.value.code == 2  # argparse's own exit code for bad arguments
