@@ -513,11 +513,9 @@ def validate_policy(mdp: TabularMDP, pi) -> np.ndarray:
     arr = np.asarray(pi)
     S, A, H = mdp.S, mdp.A, mdp.H
     if arr.dtype.kind in "iu":
-        expected = "(S,) or (H, S)"
-        stationary_ndim = 1
+        stationary_ndim, axes = 1, "S"
     elif arr.dtype.kind == "f":
-        expected = "(S, A) or (H, S, A)"
-        stationary_ndim = 2
+        stationary_ndim, axes = 2, "S, A"
     else:
         raise TypeError(
             f"pi must have an integer dtype (deterministic) or a float dtype (stochastic), "
@@ -526,11 +524,16 @@ def validate_policy(mdp: TabularMDP, pi) -> np.ndarray:
     core = (S,) if stationary_ndim == 1 else (S, A)
     if arr.ndim == stationary_ndim + 1:
         if H is None:
-            raise ValueError(f"pi has shape {arr.shape} (time-indexed) but the MDP has no horizon H")
+            raise ValueError(
+                f"pi has shape {arr.shape} (time-indexed) but the MDP has no horizon H"
+            )
         if arr.shape != (H,) + core:
-            raise ValueError(f"pi has shape {arr.shape}, expected {(H,) + core} (H, S{', A' if stationary_ndim == 2 else ''})")
-    elif arr.ndim != stationary_ndim or arr.shape != core:
-        raise ValueError(f"pi has shape {arr.shape}, expected {expected} with S = {S}, A = {A}, H = {H}")
+            raise ValueError(f"pi has shape {arr.shape}, expected {(H,) + core} (H, {axes})")
+    elif arr.shape != core:
+        raise ValueError(
+            f"pi has shape {arr.shape}, expected ({axes}) = {core} or (H, {axes}) "
+            f"with S = {S}, A = {A}, H = {H}"
+        )
 
     if stationary_ndim == 1:
         bad = (arr < 0) | (arr >= A)
