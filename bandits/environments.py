@@ -1,4 +1,4 @@
-"""Stochastic multi-armed bandit instances and offline bandit data (Rashidinejad et al. 2021, Sec. 3 setting).
+"""Stochastic multi-armed bandit instances and offline bandit data (Rashidinejad et al. 2021, the MAB setting).
 
 A bandit instance is an immutable, validated container of its arms' reward laws. Offline
 data follow the sheet's model: ``N`` i.i.d. pairs ``(a_i, r_i)`` with ``a_i ~ mu`` and
@@ -24,6 +24,11 @@ __all__ = [
 ]
 
 
+def _index(i) -> str:
+    """``(1, 0)`` -> ``"[1, 0]"`` for error messages."""
+    return "[" + ", ".join(str(int(k)) for k in i) + "]"
+
+
 def _validate_means(means, low: float, high: float, owner: str) -> np.ndarray:
     """Return ``means`` as a read-only float64 ``(nA,)`` array, or raise naming the bad index."""
     arr = np.asarray(means)
@@ -32,11 +37,11 @@ def _validate_means(means, low: float, high: float, owner: str) -> np.ndarray:
     arr = np.array(arr, dtype=np.float64)
     if arr.ndim != 1 or arr.shape[0] < 1:
         raise ValueError(f"{owner}: means must have shape (nA,) with nA >= 1, got shape {arr.shape}")
-    for a, m in enumerate(arr):
-        if not np.isfinite(m):
-            raise ValueError(f"{owner}: means[{a}] = {m} is not finite")
-        if not low <= m <= high:
-            raise ValueError(f"{owner}: means[{a}] = {m} is outside [{low}, {high}]")
+    bad = np.flatnonzero(~np.isfinite(arr) | (arr < low) | (arr > high))
+    if bad.size:
+        a = bad[0]
+        why = "is not finite" if not np.isfinite(arr[a]) else f"is outside [{low}, {high}]"
+        raise ValueError(f"{owner}: means[{a}] = {arr[a]} {why}")
     arr.setflags(write=False)
     return arr
 
@@ -50,7 +55,7 @@ def _validate_arms(arms, nA: int) -> np.ndarray:
     bad = np.flatnonzero((arr < 0) | (arr >= nA))
     if bad.size:
         i = np.unravel_index(bad[0], arr.shape)
-        raise ValueError(f"arms{list(i)} = {arr[i]} is not an arm index in [0, {nA - 1}]")
+        raise ValueError(f"arms{_index(i)} = {arr[i]} is not an arm index in [0, {nA - 1}]")
     return arr
 
 
@@ -65,15 +70,14 @@ def _validate_mu(mu, nA: int) -> np.ndarray:
     arr = arr.astype(np.float64)
     if arr.shape != (nA,):
         raise ValueError(f"mu must have shape ({nA},) to match the bandit's nA, got {arr.shape}")
-    for a, m in enumerate(arr):
-        if not np.isfinite(m):
-            raise ValueError(f"mu[{a}] = {m} is not finite")
-        if m < 0:
-            raise ValueError(f"mu[{a}] = {m} is negative")
+    bad = np.flatnonzero(~np.isfinite(arr) | (arr < 0))
+    if bad.size:
+        a = bad[0]
+        raise ValueError(f"mu[{a}] = {arr[a]} is {'not finite' if not np.isfinite(arr[a]) else 'negative'}")
     atol = 16 * nA * np.finfo(np.float64).eps
     total = arr.sum()
     if abs(total - 1.0) > atol:
-        raise ValueError(f"mu sums to {total!r}, not 1 (atol {atol:.2g})")
+        raise ValueError(f"mu sums to {float(total)!r}, not 1 (atol {atol:.2g})")
     return arr
 
 
@@ -210,7 +214,7 @@ def _check_bandit(bandit) -> None:
 def offline_dataset(bandit, mu, N: int, *, seed=None) -> tuple[np.ndarray, np.ndarray]:
     """Draw an offline dataset of ``N`` i.i.d. pairs ``(a_i, r_i)``, ``a_i ~ mu``.
 
-    Source: the MAB data model of Rashidinejad et al. (2021), Sec. 3 (spec sheet "Setting").
+    Source: the MAB data model of Rashidinejad et al. (2021) (spec sheet "Setting").
 
     Parameters
     ----------
@@ -281,7 +285,7 @@ def dataset_statistics(arms, rewards, nA: int) -> tuple[np.ndarray, np.ndarray]:
     bad = np.flatnonzero(~np.isfinite(rewards))
     if bad.size:
         i = np.unravel_index(bad[0], rewards.shape)
-        raise ValueError(f"rewards{list(i)} = {rewards[i]} is not finite")
+        raise ValueError(f"rewards{_index(i)} = {rewards[i]} is not finite")
     batch = arms.reshape(-1, arms.shape[-1]) if arms.ndim == 2 else arms[None, :]
     R = batch.shape[0]
     # One bincount over (row, arm) cells: cell index row * nA + arm.
