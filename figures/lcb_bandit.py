@@ -136,7 +136,7 @@ def _loglog_slope(x, y) -> float:
 def aggregate(runs_out, config) -> dict:
     """Worst-case statistics, bootstrap slope fits and every sub-claim's verdict."""
     from proofs_check.seeding import spawn
-    from proofs_check.stats import band_verdict, clopper_pearson, fit_rate, upper_bound_verdict
+    from proofs_check.stats import band_verdict, clopper_pearson, fit_rates, upper_bound_verdict
     from scipy.stats import binom
 
     C_stars, Ns, R = np.array(config["C_stars"], float), np.array(config["Ns"]), config["R"]
@@ -144,7 +144,7 @@ def aggregate(runs_out, config) -> dict:
     nC, nN = C_stars.size, Ns.size
     level = config["level"]
     n_bands = sum(1 for c in C_stars for p in FITTED if (float(c), p) in BANDS)
-    boot_seeds = spawn(spawn(config["seed"], len(runs_out) + 1)[-1], nC * len(FITTED))
+    boot_seed = spawn(config["seed"], len(runs_out) + 1)[-1]  # the runs use children 0..n-1
     res = {"C_stars": C_stars, "Ns": Ns, "gaps": grid, "R": R, "n_boot": config["n_boot"],
            "level": level, "bonus_scale": config["bonus_scale"]}
     claims = []
@@ -161,29 +161,34 @@ def aggregate(runs_out, config) -> dict:
     res["mpa_wrong_count"] = np.zeros((nC, nN), dtype=int)
     res["mpa_zero_upper"] = np.full((nC, nN), np.nan)
 
-    for c, C_star in enumerate(C_stars):
-        cell = [runs_out[c * nN + i] for i in range(nN)]
+    cells = [[runs_out[c * nN + i] for i in range(nN)] for c in range(nC)]
+    samples = {}
+    for c in range(nC):
         for p in POLICIES:
-            wrong = np.stack([run[f"{p}_wrong"] for run in cell], axis=1)  # (R, nN, n_gaps)
+            wrong = np.stack([run[f"{p}_wrong"] for run in cells[c]], axis=1)  # (R, nN, n_gaps)
             means = wrong.mean(axis=0) * grid
             res[f"stat_{p}"][c] = means.max(axis=1)
             res[f"argmax_{p}"][c] = means.argmax(axis=1)
-            if p not in FITTED:
-                continue
-            fit = fit_rate(Ns.astype(float), wrong * grid, grid_axis=2, n_boot=config["n_boot"],
-                           level=level, seed=boot_seeds[c * len(FITTED) + FITTED.index(p)])
-            lo, hi = fit.interval(level / n_bands)
-            res[f"slope_{p}"][c], res[f"slope_lo_{p}"][c], res[f"slope_hi_{p}"][c] = fit.slope, lo, hi
-            res[f"stat_lo_{p}"][c], res[f"stat_hi_{p}"][c] = fit.stat_interval(level)
-            if (float(C_star), p) in BANDS:
-                ok, text = band_verdict(fit, *BANDS[(float(C_star), p)], n_claims=n_bands,
-                                        level=level)
-                claims.append((f"C*={C_star:g} {p} slope band", ok, text))
-            if p == "lcb":
-                local = LCB_MAB_UPPER.local_slope("N", Ns.astype(float), C_star=C_star, nA=2, C=1)
-                res["bound_local_slope"][c] = local
-                ok, text = upper_bound_verdict(fit, local, tol=UPPER_TOL)
-                claims.append((f"C*={C_star:g} lcb vs upper bound", ok, text))
+            if p in FITTED:
+                samples[c, p] = wrong * grid
+    # One bootstrap for all fitted claims: they share the resampled repetition indices.
+    fits = dict(zip(samples, fit_rates(Ns.astype(float), list(samples.values()), grid_axis=2,
+                                       n_boot=config["n_boot"], level=level, seed=boot_seed)))
+    for (c, p), fit in fits.items():
+        C_star = C_stars[c]
+        lo, hi = fit.interval(level / n_bands)
+        res[f"slope_{p}"][c], res[f"slope_lo_{p}"][c], res[f"slope_hi_{p}"][c] = fit.slope, lo, hi
+        res[f"stat_lo_{p}"][c], res[f"stat_hi_{p}"][c] = fit.stat_interval(level)
+        if (float(C_star), p) in BANDS:
+            ok, text = band_verdict(fit, *BANDS[(float(C_star), p)], n_claims=n_bands, level=level)
+            claims.append((f"C*={C_star:g} {p} slope band", ok, text))
+        if p == "lcb":
+            local = LCB_MAB_UPPER.local_slope("N", Ns.astype(float), C_star=C_star, nA=2, C=1)
+            res["bound_local_slope"][c] = local
+            ok, text = upper_bound_verdict(fit, local, tol=UPPER_TOL)
+            claims.append((f"C*={C_star:g} lcb vs upper bound", ok, text))
+    for c, C_star in enumerate(C_stars):
+        cell = cells[c]
         # Imitation (most-played arm): exact error, simulated counts at D_max.
         mpa_wrong = np.stack([run["mpa_wrong"][:, -1] for run in cell], axis=1)  # (R, nN)
         res["mpa_wrong_count"][c] = mpa_wrong.sum(axis=0)
