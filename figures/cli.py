@@ -6,22 +6,18 @@ failed run, or an experiment that cannot decide, such as a grid too narrow).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 EXIT_SUPPORTED, EXIT_NOT_SUPPORTED, EXIT_ERROR = 0, 1, 2
 
 
 def _parse_value(text: str):
-    """A ``--set`` value: int, float, bool or a string, in that order of preference."""
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
+    """A ``--set`` value: JSON (numbers, true/false, lists such as [100, 1000]) or a string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
 def _overrides(pairs) -> dict:

@@ -33,8 +33,8 @@ def test_registry_mirrors_module_claim(name):
 
 
 def test_overrides_parse_types():
-    assert _overrides(["bonus_scale=0.5", "R=10", "flag=true", "name=x"]) == {
-        "bonus_scale": 0.5, "R": 10, "flag": True, "name": "x"}
+    assert _overrides(["bonus_scale=0.5", "R=10", "flag=true", "name=x", "Ns=[100, 1000]"]) == {
+        "bonus_scale": 0.5, "R": 10, "flag": True, "name": "x", "Ns": [100, 1000]}
     with pytest.raises(ValueError, match="KEY=VALUE"):
         _overrides(["bonus_scale"])
 
