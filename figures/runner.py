@@ -177,7 +177,7 @@ def run_figure(module, config: dict, seed: int = 0, *, jobs: int = 1, cache_dir=
         How many runs were loaded from ``cache_dir``.
     """
     from joblib import Parallel, delayed
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
