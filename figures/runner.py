@@ -18,6 +18,7 @@ import importlib
 import json
 import os
 import platform
+import sys
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -290,6 +291,9 @@ def reproduce(name, config_name: str = "quick", *, seed: int = 0, jobs: int = 1,
     cache_dir = None if out is None else Path(out) / "runs"
     runs, n_loaded = run_figure(module, config, seed, jobs=jobs, cache_dir=cache_dir,
                                 progress=progress)
+    if progress:
+        print(f"{len(runs)} runs done ({n_loaded} reused); aggregating (statistics and "
+              "bootstrap)...", file=sys.stderr, flush=True)
     results = module.aggregate(runs, config)
     ok, text = module.verdict(results)
     fig_name = module.CLAIM.name
