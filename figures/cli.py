@@ -90,6 +90,10 @@ def main(argv=None) -> int:
         if args.command == "list":
             return _list()
         return _run(args)
+    except KeyboardInterrupt:
+        print("boundlab: interrupted; finished runs are kept in the output folder's runs/ "
+              "and reused when the same command is run again", file=sys.stderr)
+        return 130
     except Exception as error:  # any failure is exit 2, never mistaken for "not supported"
         print(f"boundlab: error: {type(error).__name__}: {error}", file=sys.stderr)
         return EXIT_ERROR

@@ -1,6 +1,6 @@
 """The runner: seeds, parallel runs through joblib, resumption, outputs of a figure.
 
-A figure module (see DESIGN.md, "A figure module's contract") defines ``CLAIM``,
+A figure module defines ``CLAIM``,
 ``CONFIGS``, ``run_one(config, seed)``, ``aggregate(runs, config)``, ``plot(results)`` and
 ``verdict(results)``, and optionally ``runs(config) -> list[dict]``: the per-run parameters
 merged into ``config`` for run i (default: ``config["n_runs"]`` identical runs, or one).
@@ -8,8 +8,9 @@ merged into ``config`` for run i (default: ``config["n_runs"]`` identical runs, 
 Run i gets ``SeedSequence(seed).spawn(n_runs)[i]`` and runs under
 ``threadpool_limits(1)`` and ``numba.set_num_threads(1)``, so results are bit-identical for
 any number of jobs. Each finished run is written at once to ``OUT/runs/<key>/run_XXXX.npz``
-(``key`` hashes the figure, configuration and seed); a later call with the same key loads
-it instead of recomputing, so an interrupted or failed sweep keeps what it finished.
+(``key`` hashes the figure, the boundlab version, the seed and the configuration less the
+module's ``AGGREGATE_KEYS``); a later call with the same key loads it instead of
+recomputing, so an interrupted or failed sweep keeps what it finished.
 """
 from __future__ import annotations
 
@@ -65,25 +66,47 @@ class Reproduction:
     n_loaded: int
 
 
+CONTRACT = ("CLAIM", "CONFIGS", "run_one", "aggregate", "plot", "verdict")
+
+
 def load_figure(name_or_module):
-    """Import a figure module by public name (``"lcb-bandit"``), module path or module.
+    """A figure module from its public name (``"lcb-bandit"``), module path or the module.
 
     Raises
     ------
     ValueError
-        If the name is not in ``figures.registry.FIGURES`` and is not an importable module.
+        If the name is neither in ``figures.registry.FIGURES`` nor an importable module
+        that defines the figure contract (``CLAIM, CONFIGS, run_one, aggregate, plot,
+        verdict``).
     """
-    if not isinstance(name_or_module, str):
-        return name_or_module
     from figures.registry import FIGURES
 
-    if name_or_module in FIGURES:
-        return importlib.import_module(FIGURES[name_or_module]["module"])
-    try:
-        return importlib.import_module(name_or_module)
-    except ImportError:
+    module = name_or_module
+    if isinstance(name_or_module, str):
+        path = FIGURES.get(name_or_module, {}).get("module", name_or_module)
+        try:
+            module = importlib.import_module(path)
+        except ImportError:
+            module = None
+    missing = [attr for attr in CONTRACT if not hasattr(module, attr)]
+    if module is None or missing:
         known = ", ".join(sorted(FIGURES))
-        raise ValueError(f"unknown figure {name_or_module!r}; known figures: {known}") from None
+        raise ValueError(f"unknown figure {name_or_module!r}; known figures: {known}")
+    return module
+
+
+def _check_type(key, value, default):
+    """An override must have the type of the configuration's default (an int passes as float)."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        ok = isinstance(value, bool) and isinstance(default, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float))
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        raise ValueError(f"--set {key} expects type {type(default).__name__}, like the "
+                         f"configuration's {default!r}, got {value!r}")
+    return float(value) if isinstance(default, float) else value
 
 
 def resolve_config(module, config_name: str = "quick", overrides: dict | None = None) -> dict:
@@ -92,8 +115,8 @@ def resolve_config(module, config_name: str = "quick", overrides: dict | None = 
     Raises
     ------
     ValueError
-        If ``config_name`` is not one of the module's configurations or an override names
-        a key the configuration does not have.
+        If ``config_name`` is not one of the module's configurations, or an override names
+        a key the configuration does not have or has another type than the default.
     """
     if config_name not in module.CONFIGS:
         raise ValueError(
@@ -105,7 +128,7 @@ def resolve_config(module, config_name: str = "quick", overrides: dict | None = 
             raise ValueError(
                 f"configuration {config_name!r} has no key {key!r}; keys: {sorted(config)}"
             )
-        config[key] = value
+        config[key] = _check_type(key, value, config[key])
     config["config_name"] = config_name
     return config
 
@@ -117,8 +140,16 @@ def _run_params(module, config) -> list[dict]:
 
 
 def _run_key(module, config, seed) -> str:
+    """Hash of what determines the runs: module, version, seed and the keys runs read.
+
+    Keys the module lists in ``AGGREGATE_KEYS`` (e.g. bootstrap resamples) only affect the
+    aggregation, so changing them reuses the runs.
+    """
+    skip = set(getattr(module, "AGGREGATE_KEYS", ())) | {"config_name", "seed"}
     blob = json.dumps(
-        {"module": module.__name__, "config": config, "seed": seed}, sort_keys=True, default=str
+        {"module": module.__name__, "version": _versions()["boundlab"], "seed": seed,
+         "config": {k: v for k, v in config.items() if k not in skip}},
+        sort_keys=True, default=str,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -48,3 +48,20 @@ def test_errors_exit_2(capsys, tmp_path):
     with pytest.raises(SystemExit) as exc:
         main(["check", "lcb-bandit", "--config", "huge"])
     assert exc.value.code == 2  # argparse's own exit code for bad arguments
+
+
+@pytest.mark.parametrize("args, message", [
+    (["check", "numpy"], "unknown figure 'numpy'"),
+    (["check", "figures.cli"], "unknown figure 'figures.cli'"),
+    (["check", "lcb-bandit", "--set", "R=abc"], "--set R expects type int"),
+    (["check", "lcb-bandit", "--set", "Ns=100"], "--set Ns expects type list"),
+    (["check", "lcb-bandit", "--set", "gap_min=0.5"], "0 < gap_min < gap_max <= 0.5"),
+    (["check", "lcb-bandit", "--set", "n_gaps=1"], "n_gaps must be at least 2"),
+    (["check", "lcb-bandit", "--set", "C_stars=[1.0]"], "C_stars must be numbers > 1"),
+    (["check", "lcb-bandit", "--set", "bonus_scale=-1"], "bonus_scale must be positive"),
+    (["check", "lcb-bandit", "--set", "Ns=[100, 100]"], "at least 2 distinct positive ints"),
+])
+def test_bad_figure_names_and_overrides_exit_2(args, message, capsys, tmp_path):
+    assert main(args + ["--out", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
