@@ -21,12 +21,29 @@ __all__ = [
     "dataset_statistics",
     "sample_statistics",
     "C_star",
+    "MAX_COUNT",
 ]
+
+MAX_COUNT = 2**62
+"""Largest sample count (``N``, a per-arm count ``N[a]``) accepted anywhere in :mod:`bandits`.
+
+Counts are stored as int64 (largest ``2**63 - 1``); the limit leaves room for ``2 * N``."""
 
 
 def _index(i) -> str:
     """``(1, 0)`` -> ``"[1, 0]"`` for error messages."""
     return "[" + ", ".join(str(int(k)) for k in i) + "]"
+
+
+def _number(x) -> str:
+    """A value for an error message: numbers as plain text (``30.0``, not ``np.float64(30.0)``)."""
+    if isinstance(x, (bool, np.bool_)):
+        return repr(bool(x))
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    if isinstance(x, (float, np.floating)):
+        return repr(float(x))
+    return repr(x)
 
 
 def _validate_means(means, low: float, high: float, owner: str) -> np.ndarray:
@@ -41,7 +58,7 @@ def _validate_means(means, low: float, high: float, owner: str) -> np.ndarray:
     if bad.size:
         a = bad[0]
         why = "is not finite" if not np.isfinite(arr[a]) else f"is outside [{low}, {high}]"
-        raise ValueError(f"{owner}: means[{a}] = {arr[a]} {why}")
+        raise ValueError(f"{owner}: means[{a}] = {_number(arr[a])} {why}")
     arr.setflags(write=False)
     return arr
 
@@ -55,38 +72,50 @@ def _validate_arms(arms, nA: int) -> np.ndarray:
     bad = np.flatnonzero((arr < 0) | (arr >= nA))
     if bad.size:
         i = np.unravel_index(bad[0], arr.shape)
-        raise ValueError(f"arms{_index(i)} = {arr[i]} is not an arm index in [0, {nA - 1}]")
+        raise ValueError(f"arms{_index(i)} = {_number(arr[i])} is not an arm index in [0, {nA - 1}]")
     return arr
 
 
 def _validate_mu(mu, nA: int) -> np.ndarray:
-    """Return the behaviour distribution ``mu`` as a float64 ``(nA,)`` array.
+    """Return the behaviour distribution ``mu`` as a float64 ``(nA,)`` array summing to 1.
 
-    Entries must be finite and non-negative and sum to 1 within ``16 * nA * eps``.
+    Entries must be finite and non-negative and sum to 1 within ``16 * nA * eps``, with
+    ``eps`` the machine epsilon of ``mu``'s dtype (float64's for integers), as
+    :class:`tabular.TabularMDP` treats ``P``. A lower-precision ``mu`` (e.g. float32) that
+    passes is divided by its float64 sum, so that numpy's samplers accept it.
     """
     arr = np.asarray(mu)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"mu must be real numbers, got dtype {arr.dtype}")
+    eps64 = float(np.finfo(np.float64).eps)
+    # The sum is taken in float64, so no dtype gets a tolerance below float64's.
+    eps = max(float(np.finfo(arr.dtype).eps), eps64) if arr.dtype.kind == "f" else eps64
     arr = arr.astype(np.float64)
     if arr.shape != (nA,):
         raise ValueError(f"mu must have shape ({nA},) to match the bandit's nA, got {arr.shape}")
     bad = np.flatnonzero(~np.isfinite(arr) | (arr < 0))
     if bad.size:
         a = bad[0]
-        raise ValueError(f"mu[{a}] = {arr[a]} is {'not finite' if not np.isfinite(arr[a]) else 'negative'}")
-    atol = 16 * nA * np.finfo(np.float64).eps
+        raise ValueError(f"mu[{a}] = {_number(arr[a])} is {'not finite' if not np.isfinite(arr[a]) else 'negative'}")
+    atol = 16 * nA * eps
     total = arr.sum()
     if abs(total - 1.0) > atol:
         raise ValueError(f"mu sums to {float(total)!r}, not 1 (atol {atol:.2g})")
+    if abs(total - 1.0) > 16 * nA * eps64:
+        arr = arr / total
     return arr
 
 
-def _validate_count(value, name: str, minimum: int) -> int:
+def _validate_count(value, name: str, minimum: int, capped: bool = False) -> int:
+    """``value`` as an int ``>= minimum`` (and ``<= MAX_COUNT`` if ``capped``), or raise."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    value = int(value)
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
+    if capped and value > MAX_COUNT:
+        raise ValueError(f"{name} = {value} exceeds the limit MAX_COUNT = 2**62 = {MAX_COUNT}")
+    return value
 
 
 class _Arms:
@@ -193,7 +222,7 @@ class GaussianBandit(_Arms):
         if isinstance(self.sigma, (bool, np.bool_)) or not isinstance(self.sigma, (int, float, np.integer, np.floating)):
             raise TypeError(f"GaussianBandit: sigma must be a real number, got {type(self.sigma).__name__}")
         if not (np.isfinite(self.sigma) and self.sigma > 0):
-            raise ValueError(f"GaussianBandit: sigma = {self.sigma} must be finite and > 0")
+            raise ValueError(f"GaussianBandit: sigma = {_number(self.sigma)} must be finite and > 0")
         object.__setattr__(self, "sigma", float(self.sigma))
 
     def sample(self, arms, seed=None) -> np.ndarray:
@@ -221,9 +250,10 @@ def offline_dataset(bandit, mu, N: int, *, seed=None) -> tuple[np.ndarray, np.nd
     bandit : BernoulliBandit or GaussianBandit
     mu : array_like, shape (nA,)
         Behaviour distribution over arms: finite, non-negative, summing to 1 within
-        ``16 * nA * eps``.
+        ``16 * nA * eps`` with ``eps`` the machine epsilon of its dtype (float64's for
+        integers). A float32 (or float16) ``mu`` is used divided by its float64 sum.
     N : int
-        Number of samples, >= 0.
+        Number of samples, in ``[0, MAX_COUNT]`` (:data:`MAX_COUNT` is ``2**62``).
     seed : int, SeedSequence, Generator or None
 
     Returns
@@ -237,11 +267,12 @@ def offline_dataset(bandit, mu, N: int, *, seed=None) -> tuple[np.ndarray, np.nd
     TypeError
         If ``bandit`` is not a bandit instance or ``N`` is not an int.
     ValueError
-        If ``mu`` is invalid (the message names the entry or the sum) or ``N < 0``.
+        If ``mu`` is invalid (the message names the entry or the sum) or ``N`` is outside
+        ``[0, MAX_COUNT]``.
     """
     _check_bandit(bandit)
     mu = _validate_mu(mu, bandit.nA)
-    N = _validate_count(N, "N", 0)
+    N = _validate_count(N, "N", 0, capped=True)
     rng = as_generator(seed)
     arms = rng.choice(bandit.nA, size=N, p=mu).astype(np.int64)
     return arms, bandit.sample(arms, rng)
@@ -253,7 +284,9 @@ def dataset_statistics(arms, rewards, nA: int) -> tuple[np.ndarray, np.ndarray]:
     Parameters
     ----------
     arms : array_like of int, shape (N,) or (R, N)
-        Arm indices in ``[0, nA)``; a 2-d input holds ``R`` datasets, one per row.
+        Arm indices in ``[0, nA)``; a 2-d input holds ``R`` datasets, one per row. Empty
+        datasets (``N = 0``) and an empty batch (``R = 0``) are valid: their counts and sums
+        are 0.
     rewards : array_like of float, same shape as ``arms``
         Finite rewards.
     nA : int
@@ -285,13 +318,14 @@ def dataset_statistics(arms, rewards, nA: int) -> tuple[np.ndarray, np.ndarray]:
     bad = np.flatnonzero(~np.isfinite(rewards))
     if bad.size:
         i = np.unravel_index(bad[0], rewards.shape)
-        raise ValueError(f"rewards{_index(i)} = {rewards[i]} is not finite")
-    batch = arms.reshape(-1, arms.shape[-1]) if arms.ndim == 2 else arms[None, :]
+        raise ValueError(f"rewards{_index(i)} = {_number(rewards[i])} is not finite")
+    batch = arms if arms.ndim == 2 else arms[None, :]
     R = batch.shape[0]
-    # One bincount over (row, arm) cells: cell index row * nA + arm.
+    # One bincount over (row, arm) cells: cell index row * nA + arm. Ravelling (not
+    # reshaping with -1) keeps empty datasets and empty batches valid.
     cells = (batch + nA * np.arange(R)[:, None]).ravel()
     counts = np.bincount(cells, minlength=R * nA).reshape(R, nA).astype(np.int64)
-    sums = np.bincount(cells, weights=rewards.reshape(R, -1).ravel(), minlength=R * nA).reshape(R, nA)
+    sums = np.bincount(cells, weights=rewards.ravel(), minlength=R * nA).reshape(R, nA).astype(np.float64)
     if arms.ndim == 1:
         return counts[0], sums[0]
     return counts, sums
@@ -313,7 +347,7 @@ def sample_statistics(bandit, mu, N: int, R: int, *, seed=None) -> tuple[np.ndar
     mu : array_like, shape (nA,)
         Behaviour distribution (validated as in :func:`offline_dataset`).
     N : int
-        Dataset size, >= 0.
+        Dataset size, in ``[0, MAX_COUNT]``.
     R : int
         Number of repetitions, >= 1.
     seed : int, SeedSequence, Generator or None
@@ -330,7 +364,7 @@ def sample_statistics(bandit, mu, N: int, R: int, *, seed=None) -> tuple[np.ndar
     """
     _check_bandit(bandit)
     mu = _validate_mu(mu, bandit.nA)
-    N = _validate_count(N, "N", 0)
+    N = _validate_count(N, "N", 0, capped=True)
     R = _validate_count(R, "R", 1)
     rng = as_generator(seed)
     counts = rng.multinomial(N, mu, size=R).astype(np.int64)

@@ -8,12 +8,15 @@ Unseen-arm convention (the sheet's pitfall): an arm with ``N[a] = 0`` scores ``-
 and greedy, so it is never chosen over a seen arm (the paper's ``rhat = 0, b = 1`` would
 score -1 and beat a seen arm with one zero reward whenever ``log(2 nA / delta) > 2``).
 When no arm was seen, every method returns arm 0 and sets ``nothing_seen``.
+Counts may not exceed :data:`bandits.environments.MAX_COUNT` (``2**62``).
 """
 from __future__ import annotations
 
 from typing import NamedTuple
 
 import numpy as np
+
+from bandits.environments import MAX_COUNT, _number
 
 __all__ = [
     "Choice",
@@ -52,13 +55,22 @@ def _validate_counts(counts) -> np.ndarray:
         raise TypeError(f"counts must be integers, got dtype {arr.dtype}")
     if arr.ndim not in (1, 2) or arr.shape[-1] < 1:
         raise ValueError(f"counts must have shape (nA,) or (R, nA) with nA >= 1, got {arr.shape}")
+    # Checked before the int64 conversion, which would wrap 2**63 or 1e300 to garbage.
+    limits = np.iinfo(arr.dtype) if arr.dtype.kind in "iu" else np.finfo(arr.dtype)
+    # float16 cannot hold MAX_COUNT (comparing would overflow), nor any count above it.
+    too_big = (arr > MAX_COUNT) if float(limits.max) > MAX_COUNT else np.zeros(arr.shape, bool)
     if arr.dtype.kind in "iu":
-        bad = np.flatnonzero(arr < 0)
+        bad = np.flatnonzero((arr < 0) | too_big)
     else:
-        bad = np.flatnonzero(~np.isfinite(arr) | (arr < 0) | (arr != np.round(arr)))
+        bad = np.flatnonzero(~np.isfinite(arr) | (arr < 0) | (arr != np.round(arr)) | too_big)
     if bad.size:
         i = np.unravel_index(bad[0], arr.shape)
-        raise ValueError(f"counts{_index(i)} = {arr[i]} is not a non-negative integer")
+        value = arr[i]
+        if too_big[i] and np.isfinite(value):  # floats above 2**53 are all integers
+            why = f"exceeds the limit MAX_COUNT = 2**62 = {MAX_COUNT}"
+        else:
+            why = "is not a non-negative integer"
+        raise ValueError(f"counts{_index(i)} = {_number(value)} {why}")
     return arr.astype(np.int64)
 
 
@@ -74,15 +86,15 @@ def _validate_statistics(counts, reward_sums) -> tuple[np.ndarray, np.ndarray]:
     if bad.size:
         i = np.unravel_index(bad[0], sums.shape)
         why = "is not finite" if not np.isfinite(sums[i]) else "is non-zero for an arm with count 0"
-        raise ValueError(f"reward_sums{_index(i)} = {sums[i]} {why}")
+        raise ValueError(f"reward_sums{_index(i)} = {_number(sums[i])} {why}")
     return counts, sums
 
 
 def _validate_delta(delta, bonus_scale) -> None:
     if not (isinstance(delta, (int, float, np.integer, np.floating)) and 0 < delta < 1):
-        raise ValueError(f"delta must be a number in (0, 1), got {delta!r}")
+        raise ValueError(f"delta must be a number in (0, 1), got {_number(delta)}")
     if not (isinstance(bonus_scale, (int, float, np.integer, np.floating)) and 0 < bonus_scale < np.inf):
-        raise ValueError(f"bonus_scale must be a finite number > 0, got {bonus_scale!r}")
+        raise ValueError(f"bonus_scale must be a finite number > 0, got {_number(bonus_scale)}")
 
 
 def _empirical_means(counts: np.ndarray, sums: np.ndarray) -> np.ndarray:
@@ -94,7 +106,7 @@ def _empirical_means(counts: np.ndarray, sums: np.ndarray) -> np.ndarray:
 def _choose(scores: np.ndarray, counts: np.ndarray) -> Choice:
     """Argmax of ``scores`` (lowest index on ties), flagging empty datasets."""
     arms = np.argmax(scores, axis=-1).astype(np.int64)
-    nothing_seen = counts.sum(axis=-1) == 0
+    nothing_seen = (counts == 0).all(axis=-1)  # not sum() == 0, which could overflow
     if scores.ndim == 1:
         return Choice(int(arms), bool(nothing_seen))
     return Choice(arms, nothing_seen)
@@ -113,7 +125,8 @@ def lcb_bonus(counts, nA: int, delta: float, bonus_scale: float = 1.0) -> np.nda
     Parameters
     ----------
     counts : array_like of int, shape (nA,) or (R, nA)
-        Per-arm sample counts ``N[a]``, non-negative.
+        Per-arm sample counts ``N[a]``: integer-valued (an integer or float dtype), in
+        ``[0, MAX_COUNT]`` (``2**62``).
     nA : int
         Number of arms in the union bound (normally ``counts.shape[-1]``), >= 1.
     delta : float
@@ -131,15 +144,15 @@ def lcb_bonus(counts, nA: int, delta: float, bonus_scale: float = 1.0) -> np.nda
     TypeError
         If ``counts`` is not numeric.
     ValueError
-        If a count is negative or not an integer, ``nA < 1``, or ``delta`` or
-        ``bonus_scale`` is out of range.
+        If a count is negative, not an integer or above ``MAX_COUNT``, ``nA < 1``, or
+        ``delta`` or ``bonus_scale`` is out of range.
     """
     counts = _validate_counts(counts)
     _validate_delta(delta, bonus_scale)
     if isinstance(nA, (bool, np.bool_)) or not isinstance(nA, (int, np.integer)) or nA < 1:
-        raise ValueError(f"nA must be an int >= 1, got {nA!r}")
+        raise ValueError(f"nA must be an int >= 1, got {_number(nA)}")
     with np.errstate(divide="ignore"):
-        return bonus_scale * np.sqrt(np.log(2 * nA / delta) / (2 * counts))
+        return bonus_scale * np.sqrt(np.log(2 * nA / delta) / (2.0 * counts))
 
 
 def lcb(counts, reward_sums, delta: float, *, bonus_scale: float = 1.0) -> Choice:
@@ -152,7 +165,7 @@ def lcb(counts, reward_sums, delta: float, *, bonus_scale: float = 1.0) -> Choic
     Parameters
     ----------
     counts : array_like of int, shape (nA,) or (R, nA)
-        Per-arm sample counts, non-negative.
+        Per-arm sample counts, integers in ``[0, MAX_COUNT]``.
     reward_sums : array_like of float, same shape
         Per-arm sums of observed rewards (0 where the count is 0).
     delta : float
@@ -168,8 +181,9 @@ def lcb(counts, reward_sums, delta: float, *, bonus_scale: float = 1.0) -> Choic
     Raises
     ------
     TypeError, ValueError
-        On non-numeric input, negative or non-integer counts, mismatched shapes, non-finite
-        reward sums, a non-zero sum for an unseen arm, or ``delta``/``bonus_scale`` out of range.
+        On non-numeric input, negative, non-integer or too large (> ``MAX_COUNT``) counts,
+        mismatched shapes, non-finite reward sums, a non-zero sum for an unseen arm, or
+        ``delta``/``bonus_scale`` out of range.
     """
     counts, sums = _validate_statistics(counts, reward_sums)
     b = lcb_bonus(counts, counts.shape[-1], delta, bonus_scale)
@@ -206,7 +220,8 @@ def most_played_arm(counts) -> Choice:
     Raises
     ------
     TypeError, ValueError
-        If ``counts`` is not numeric, not 1-d/2-d, or has a negative or non-integer entry.
+        If ``counts`` is not numeric, not 1-d/2-d, or has a negative, non-integer or too
+        large (> ``MAX_COUNT``) entry.
     """
     counts = _validate_counts(counts)
     return _choose(counts, counts)
@@ -252,7 +267,7 @@ def suboptimality(bandit, arms) -> np.ndarray:
         raise TypeError(f"arms must be integers, got dtype {arr.dtype}")
     bad = np.flatnonzero((arr < 0) | (arr >= means.shape[0]))
     if bad.size:
-        raise ValueError(f"arms[{bad[0]}] = {arr.ravel()[bad[0]]} is not an arm index in [0, {means.shape[0] - 1}]")
+        raise ValueError(f"arms[{bad[0]}] = {_number(arr.ravel()[bad[0]])} is not an arm index in [0, {means.shape[0] - 1}]")
     gap = means.max() - means[arr]
     return float(gap) if arr.ndim == 0 else gap
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bandits import _kernels
-from bandits.environments import BernoulliBandit, GaussianBandit
+from bandits.environments import MAX_COUNT, BernoulliBandit, GaussianBandit, _number
 from proofs_check.seeding import spawn
 
 __all__ = ["OnlineResult", "ucb1", "kl_ucb", "KL_UCB_TOL"]
@@ -46,9 +46,12 @@ class OnlineResult:
 def _validate_int(value, name: str, minimum: int) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    value = int(value)
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
+    if value > MAX_COUNT:
+        raise ValueError(f"{name} = {value} exceeds the limit MAX_COUNT = 2**62 = {MAX_COUNT}")
+    return value
 
 
 def _run_all(kernel, args, T, n_runs, record_every, nA, seed) -> OnlineResult:
@@ -88,7 +91,7 @@ def ucb1(bandit, T: int, *, n_runs: int = 1, record_every: int = 1, seed=None) -
     ----------
     bandit : BernoulliBandit or GaussianBandit
     T : int
-        Horizon (rounds per run), >= 1.
+        Horizon (rounds per run), in ``[1, MAX_COUNT]`` (``2**62``; memory binds far earlier).
     n_runs : int, default 1
         Independent runs; run i uses ``spawn(seed, n_runs)[i]``.
     record_every : int, default 1
@@ -106,7 +109,8 @@ def ucb1(bandit, T: int, *, n_runs: int = 1, record_every: int = 1, seed=None) -
     TypeError
         If ``bandit`` is not a bandit instance or an integer argument is not an int.
     ValueError
-        If ``T < 1``, ``n_runs < 1`` or ``record_every`` is outside ``[1, T]``.
+        If ``T < 1``, ``n_runs < 1``, ``T`` or ``n_runs`` exceeds ``MAX_COUNT``, or
+        ``record_every`` is outside ``[1, T]``.
     """
     T, n_runs, record_every = _validate_run(T, n_runs, record_every)
     if isinstance(bandit, BernoulliBandit):
@@ -153,6 +157,6 @@ def kl_ucb(bandit, T: int, *, n_runs: int = 1, c: float = 0.0, record_every: int
     if not isinstance(bandit, BernoulliBandit):
         raise TypeError(f"kl_ucb needs a BernoulliBandit, got {type(bandit).__name__}")
     if not (isinstance(c, (int, float, np.integer, np.floating)) and 0 <= c < np.inf):
-        raise ValueError(f"c must be a finite number >= 0, got {c!r}")
+        raise ValueError(f"c must be a finite number >= 0, got {_number(c)}")
     args = (np.array(bandit.means), T, record_every, float(c), KL_UCB_TOL)
     return _run_all(_kernels.kl_ucb_run, args, T, n_runs, record_every, bandit.nA, seed)

@@ -18,6 +18,37 @@ def _pct(level: float) -> str:
     return f"{100.0 * (1.0 - level):.6g}%"
 
 
+def _show(x) -> str:
+    """A value for an error message: numbers as plain text (``3.0``, not ``np.float64(3.0)``)."""
+    if isinstance(x, (bool, np.bool_)):
+        return repr(bool(x))
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    if isinstance(x, (float, np.floating)):
+        return repr(float(x))
+    if isinstance(x, str):
+        return repr(str(x))
+    return repr(x)
+
+
+def _at(arr: np.ndarray, i) -> str:
+    """``"[1, 0] = 3"`` (or ``" = 3"`` for a 0-d ``arr``): where ``arr[i]`` is and its value."""
+    where = "[" + ", ".join(str(int(j)) for j in i) + "]" if arr.ndim else ""
+    value = float(arr[i])
+    text = str(int(value)) if np.isfinite(value) and value == round(value) else repr(value)
+    return f"{where} = {text}"
+
+
+def _check_count_array(values, name) -> np.ndarray:
+    """``values`` as a float array of finite integers, or raise naming the first bad entry."""
+    arr = np.asarray(values, dtype=float)
+    bad = ~np.isfinite(arr) | (arr != np.round(arr))
+    if np.any(bad):
+        i = tuple(np.argwhere(bad)[0])
+        raise ValueError(f"k and n must be finite integers, got {name}{_at(arr, i)}")
+    return arr
+
+
 def _check_level(level, name="level") -> float:
     level = float(level)
     if not 0.0 < level < 1.0:
@@ -53,19 +84,20 @@ def clopper_pearson(k, n, alpha=1e-3, *, sided="two"):
     Raises
     ------
     ValueError
-        If k or n is not integer-valued, ``n < 1``, ``k`` outside ``[0, n]``, ``alpha``
-        outside (0, 1) or ``sided`` unknown.
+        If k or n is not finite and integer-valued, ``n < 1`` or ``k`` outside ``[0, n]``
+        (the message names the first bad entry), ``alpha`` outside (0, 1) or ``sided``
+        unknown.
     """
     alpha = _check_level(alpha, "alpha")
     if sided not in ("two", "upper", "lower"):
-        raise ValueError(f"sided must be 'two', 'upper' or 'lower', got {sided!r}")
-    k_arr, n_arr = np.broadcast_arrays(np.asarray(k, dtype=float), np.asarray(n, dtype=float))
-    if np.any(k_arr != np.round(k_arr)) or np.any(n_arr != np.round(n_arr)):
-        raise ValueError(f"k and n must be integers, got k={k}, n={n}")
+        raise ValueError(f"sided must be 'two', 'upper' or 'lower', got {_show(sided)}")
+    k_arr, n_arr = np.broadcast_arrays(_check_count_array(k, "k"), _check_count_array(n, "n"))
     if np.any(n_arr < 1):
-        raise ValueError(f"n must be >= 1, got {n}")
+        i = tuple(np.argwhere(n_arr < 1)[0])
+        raise ValueError(f"n must be >= 1, got n{_at(n_arr, i)}")
     if np.any(k_arr < 0) or np.any(k_arr > n_arr):
-        raise ValueError(f"k must satisfy 0 <= k <= n, got k={k}, n={n}")
+        i = tuple(np.argwhere((k_arr < 0) | (k_arr > n_arr))[0])
+        raise ValueError(f"k must satisfy 0 <= k <= n, got k{_at(k_arr, i)}, n{_at(n_arr, i)}")
     tail = alpha / 2 if sided == "two" else alpha
     with np.errstate(invalid="ignore"):
         lo = np.where(k_arr == 0, 0.0, _stats.beta.ppf(tail, k_arr, n_arr - k_arr + 1))
@@ -403,7 +435,7 @@ def fit_rates(x, samples_list, grid_axis=None, *, n_boot=8000, level=1e-3, seed=
         arrays differ in their number of units.
     """
     if method not in _BOOT_MEANS:
-        raise ValueError(f"method must be one of {sorted(_BOOT_MEANS)}, got {method!r}")
+        raise ValueError(f"method must be one of {sorted(_BOOT_MEANS)}, got {_show(method)}")
     x = np.asarray(x, dtype=float)
     if x.ndim != 1 or x.size < 2:
         raise ValueError(f"x must be 1-d with at least 2 points, got shape {x.shape}")
@@ -412,7 +444,7 @@ def fit_rates(x, samples_list, grid_axis=None, *, n_boot=8000, level=1e-3, seed=
     if np.unique(x).size != x.size:
         raise ValueError(f"x values must be distinct, got {x}")
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
-        raise ValueError(f"n_boot must be a positive int, got {n_boot!r}")
+        raise ValueError(f"n_boot must be a positive int, got {_show(n_boot)}")
     level = _check_tails(level, n_boot)
     Ys = [_as_unit_x_grid(samples, grid_axis, x.size) for samples in samples_list]
     if not Ys:
@@ -511,7 +543,7 @@ def band_verdict(fit: RateFit, lo, hi, *, n_claims=1, level=1e-3) -> tuple:
     if lo > hi:
         raise ValueError(f"band must have lo <= hi, got [{lo}, {hi}]")
     if isinstance(n_claims, bool) or not isinstance(n_claims, (int, np.integer)) or n_claims < 1:
-        raise ValueError(f"n_claims must be a positive int, got {n_claims!r}")
+        raise ValueError(f"n_claims must be a positive int, got {_show(n_claims)}")
     corrected = _check_level(level) / n_claims
     c_lo, c_hi = fit.interval(corrected)
     ok = lo <= c_lo and c_hi <= hi

@@ -290,3 +290,65 @@ def test_strategy_bad_arguments(kwargs, match):
 
     with pytest.raises(ValueError, match=match):
         draw_one()
+
+
+# --- regressions: empty datasets, float32 mu, huge N, message formatting -----------------
+
+@pytest.mark.parametrize("shape, expected", [((3, 0), (3, 2)), ((0, 5), (0, 2)), ((0,), (2,))])
+def test_dataset_statistics_of_empty_datasets_are_zero(shape, expected):
+    counts, sums = dataset_statistics(np.zeros(shape, int), np.zeros(shape), 2)
+    assert counts.shape == expected and counts.dtype == np.int64
+    assert sums.shape == expected and sums.dtype == np.float64
+    assert not counts.any() and not sums.any()
+
+
+def test_float32_mu_uses_its_own_precision():
+    # 100 float32 entries of 0.01: the float32 sum is 1 to float32 precision, but in float64
+    # it is 1 - 2.2e-8, which both float64's 16 nA eps and numpy's own samplers reject.
+    mu = np.full(100, 0.01, np.float32)
+    assert abs(float(mu.astype(np.float64).sum()) - 1) > 16 * 100 * EPS
+    bandit = BernoulliBandit(np.linspace(0.0, 1.0, 100))
+    counts, _ = sample_statistics(bandit, mu, 50, 3, seed=0)
+    assert counts.sum(axis=1).tolist() == [50, 50, 50]
+    arms, _ = offline_dataset(bandit, mu, 50, seed=0)
+    assert arms.shape == (50,)
+    assert C_star(mu, bandit) == pytest.approx(100.0, rel=1e-6)
+
+
+def test_float32_mu_tolerance_is_16_nA_float32_eps():
+    eps32 = float(np.finfo(np.float32).eps)
+    bandit = BernoulliBandit([0.1, 0.2])
+    ok = np.array([0.5, 0.5 + 24 * eps32], np.float32)  # 24 eps < 32 eps
+    assert C_star(ok, bandit) == pytest.approx(2.0, rel=1e-5)
+    with pytest.raises(ValueError, match="not 1"):
+        C_star(np.array([0.5, 0.5 + 64 * eps32], np.float32), bandit)
+
+
+@pytest.mark.parametrize("N", [2**63, np.uint64(2**63), 2**62 + 1])
+def test_N_above_the_limit_raises_naming_it(N):
+    bandit = BernoulliBandit([0.5, 0.5])
+    with pytest.raises(ValueError, match=f"N = {int(N)} exceeds the limit"):
+        sample_statistics(bandit, [0.5, 0.5], N, 1, seed=0)
+    with pytest.raises(ValueError, match=f"N = {int(N)} exceeds the limit"):
+        offline_dataset(bandit, [0.5, 0.5], N, seed=0)
+
+
+def test_N_at_the_limit_is_exact():
+    counts, _ = sample_statistics(BernoulliBandit([0.5, 0.5]), [0.5, 0.5], 2**62, 1, seed=0)
+    assert int(counts.sum()) == 2**62
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: GaussianBandit([0.0], sigma=np.float64(-1.0)), r"sigma = -1.0 must"),
+        (lambda: BernoulliBandit(np.array([np.float32(1.5)])), r"means\[0\] = 1.5 is outside"),
+        (lambda: C_star(np.array([np.float64(30.0), 0.5]), 0), r"mu sums to 30.5,"),
+        (lambda: C_star(np.array([np.float32(-0.5), 1.5]), 0), r"mu\[0\] = -0.5 is negative"),
+        (lambda: dataset_statistics(np.array([0]), np.array([np.float32(np.inf)]), 1), r"rewards\[0\] = inf"),
+    ],
+)
+def test_messages_print_plain_numbers(call, match):
+    with pytest.raises(ValueError, match=match) as info:
+        call()
+    assert "np." not in str(info.value)

@@ -1,5 +1,7 @@
 """Tests for bandits.offline: LCB, greedy and MPA (Rashidinejad et al. 2021, spec sheet tests 2-6)."""
 import math
+import re
+import warnings
 
 import numpy as np
 import pytest
@@ -305,3 +307,64 @@ def test_bad_types_raise_type_error():
         most_played_arm(np.array(["a", "b"]))
     with pytest.raises(TypeError, match="arms must be integers"):
         suboptimality([0.1, 0.2], np.array([0.0]))
+
+
+# --- regressions: counts near int64 overflow, message formatting -------------------------
+
+@pytest.mark.parametrize(
+    "counts, shown",
+    [
+        (np.array([1e300, 1.0]), "1e+300"),
+        (np.array([2**63, 1], np.uint64), str(2**63)),
+        (np.array([2**62 + 1, 1], np.int64), str(2**62 + 1)),
+        (np.array([2.0**63, 1.0]), str(float(2**63))),
+    ],
+)
+def test_counts_above_the_limit_raise_naming_the_value(counts, shown):
+    match = rf"counts\[0\] = {re.escape(shown)} exceeds the limit"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow RuntimeWarning on the way
+        for call in (
+            lambda: lcb(counts, np.zeros(2), 0.1),
+            lambda: greedy(counts, np.zeros(2)),
+            lambda: lcb_bonus(counts, 2, 0.1),
+            lambda: most_played_arm(counts),
+        ):
+            with pytest.raises(ValueError, match=match):
+                call()
+
+
+@pytest.mark.parametrize("dtype", [np.uint64, np.int64, np.float64])
+def test_counts_at_the_limit_are_exact(dtype):
+    b = lcb_bonus(np.array([2**62, 1], dtype), 2, 0.1)
+    np.testing.assert_allclose(b, [math.sqrt(math.log(40) / 2**63), math.sqrt(math.log(40) / 2)], rtol=1e-15)
+    # Four arms of 2**62 sum to 2**64, which wraps to 0 in int64: the data are not empty.
+    arm, nothing_seen = most_played_arm(np.full(4, 2**62, dtype))
+    assert (arm, nothing_seen) == (0, False)
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: lcb([2, 1], [1.0, 0.0], np.float64(30.0)), r"got 30.0$"),
+        (lambda: lcb([2, 1], [1.0, 0.0], 0.1, bonus_scale=np.float32(-2.0)), r"got -2.0$"),
+        (lambda: lcb_bonus([2, 1], np.float64(2.0), 0.1), r"got 2.0$"),
+        (lambda: lcb(np.array([np.float32(2.5), 1]), [1.0, 0.0], 0.1), r"counts\[0\] = 2.5 is not"),
+        (lambda: lcb([2, 0], np.array([1.0, np.float32(0.5)]), 0.1), r"reward_sums\[1\] = 0.5 is non-zero"),
+    ],
+)
+def test_messages_print_plain_numbers(call, match):
+    with pytest.raises(ValueError, match=match) as info:
+        call()
+    assert "np." not in str(info.value)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.int8, np.uint8])
+def test_small_count_dtypes_are_checked_without_overflow(dtype):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # float16 cannot hold 2**62: no comparison against it
+        b = lcb_bonus(np.array([2, 1], dtype), 2, 0.1)
+        np.testing.assert_allclose(b, [math.sqrt(math.log(40) / 4), math.sqrt(math.log(40) / 2)], rtol=1e-15)
+        if dtype is not np.uint8:
+            with pytest.raises(ValueError, match=r"counts\[0\] = -3(\.0)? is not a non-negative integer"):
+                lcb_bonus(np.array([-3, 1], dtype), 2, 0.1)

@@ -375,3 +375,38 @@ def test_fit_rates_share_draws_and_equal_fit_rate_for_one_claim():
         fit_rates(X, [a, b[:10]], n_boot=400, level=0.05, seed=4)
     with pytest.raises(ValueError, match="claim 1: statistic at x = 100"):
         fit_rates(X, [a, np.zeros_like(b)], n_boot=400, level=0.05, seed=4)
+
+
+# -- regressions: non-finite binomial counts, message formatting ---------------------------
+
+
+@pytest.mark.parametrize(
+    "k, n, match",
+    [
+        (math.inf, math.inf, r"got k = inf$"),
+        (3, math.inf, r"got n = inf$"),
+        (math.nan, 10, r"got k = nan$"),
+        ([1, -math.inf], 10, r"got k\[1\] = -inf$"),
+        (np.array([1.0, 2.5]), 10, r"got k\[1\] = 2.5$"),
+    ],
+)
+def test_clopper_pearson_rejects_non_finite_counts(k, n, match):
+    with pytest.raises(ValueError, match="k and n must be finite integers, " + match):
+        clopper_pearson(k, n)
+
+
+def test_clopper_pearson_range_errors_name_the_entry():
+    with pytest.raises(ValueError, match=r"got k\[1\] = 11, n\[1\] = 10$"):
+        clopper_pearson([1, 11], [np.int64(10), np.int64(10)])
+    with pytest.raises(ValueError, match=r"got n\[0\] = 0$") as info:
+        clopper_pearson(0, [np.int64(0), np.int64(3)])
+    assert "np." not in str(info.value)
+
+
+def test_messages_print_plain_numbers():
+    with pytest.raises(ValueError, match=r"got 3.0$") as info:
+        fit_rate([1.0, 2.0], np.ones((5, 2)), n_boot=np.float64(3.0))
+    assert "np." not in str(info.value)
+    with pytest.raises(ValueError, match=r"got 0$") as info:
+        band_verdict(constructed_fit(-1.0, 1.0), -2.0, 2.0, n_claims=np.int64(0))
+    assert "np." not in str(info.value)

@@ -219,3 +219,17 @@ def test_auer_check_catches_greedy():
 def test_bad_input(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+# --- regressions: huge horizons, message formatting -----------------------------------
+
+@pytest.mark.parametrize("T", [2**63, np.uint64(2**63), 2**62 + 1])
+def test_horizon_above_the_limit_raises_naming_it(T):
+    with pytest.raises(ValueError, match=f"T = {int(T)} exceeds the limit"):
+        ucb1(BernoulliBandit([0.5]), T)
+
+
+def test_messages_print_plain_numbers():
+    with pytest.raises(ValueError, match=r"got -1.0$") as info:
+        kl_ucb(BernoulliBandit([0.5]), 10, c=np.float64(-1.0))
+    assert "np." not in str(info.value)

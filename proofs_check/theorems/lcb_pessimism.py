@@ -1,10 +1,11 @@
 """Stated guarantees of Rashidinejad, Zhu, Ma, Jiao, Russell (NeurIPS 2021), "Bridging Offline RL and Imitation Learning: A Tale of Pessimism".
 
-Sympy data only, transcribed from the project's spec sheet (``papers/lcb_pessimism.md``).
-The sheet could not re-check the paper's full text: most rates are *recalled* (theorem
-numbers and log factors not re-checked), some are *derived* by us, and one exponent is
-*not verified*; each Source says which. ``min(1, .)`` / ``min(Vmax, .)`` caps are left out of
-the expressions (they bind only at small N) and noted in the assumptions. ``C`` (upper) and
+Sympy data only. Paper: Rashidinejad, Zhu, Ma, Jiao, Russell (2021), NeurIPS, arXiv
+2103.12021. The bounds and their statuses follow the project's spec sheet audit, which could
+not re-check the paper's full text: most rates are *recalled* (theorem numbers
+and log factors not re-checked), some are *derived* by us, and one exponent is *not
+verified*; each Source says which. ``min(1, .)`` / ``min(Vmax, .)`` caps are left out of the
+expressions (they bind only at small N) and noted in the assumptions. ``C`` (upper) and
 ``c`` (lower) stand for the unspecified absolute constants.
 """
 from __future__ import annotations
