@@ -10,7 +10,7 @@ try:
     from gymnasium import spaces
 except ImportError as err:  # pragma: no cover - exercised only without the extra
     raise ImportError(
-        "tabular.gym needs gymnasium; install the 'gym' extra: pip install boundlab[gym]"
+        "tabular.gym needs gymnasium; install the 'gym' extra (pip install -e \".[gym]\" from a checkout) or gymnasium itself"
     ) from err
 
 from tabular.mdp import TabularMDP

@@ -179,8 +179,9 @@ def _check_ssp(P: np.ndarray, R: np.ndarray, terminal: np.ndarray) -> None:
         states = np.flatnonzero((labels == labels[s]) & allowed.any(axis=1)).tolist()
         raise ValueError(
             f"end component {states} avoids the terminal states and action {a} at state {s} "
-            f"has reward {float(R[s, a])!r} >= 0: the SSP assumption fails; some improper policy "
-            "collects non-negative reward forever"
+            f"has reward {float(R[s, a])} >= 0: the stochastic-shortest-path check requires "
+            "R < 0 for every action of such a component (a sufficient condition for every "
+            "improper policy to collect -infinity)"
         )
 
 
@@ -545,5 +546,7 @@ def validate_policy(mdp: TabularMDP, pi) -> np.ndarray:
     out = np.array(arr, dtype=np.float64)
     _check_finite(out, "pi")
     _check_nonnegative(out, "pi")
-    _check_rows_sum_to_one(out, "pi", mdp.atol)
+    # The tolerance follows pi's own dtype, as the constructor's does for P.
+    atol = max(mdp.atol, 16 * A * float(np.finfo(arr.dtype).eps))
+    _check_rows_sum_to_one(out, "pi", atol)
     return out

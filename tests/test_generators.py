@@ -203,6 +203,6 @@ def test_gridworld_layout_errors():
     with pytest.raises(ValueError, match="state 0 cannot reach any terminal state"):
         gridworld(".#T\n#..")
     # A zero step cost with gamma = 1 breaks the SSP assumption.
-    with pytest.raises(ValueError, match="SSP assumption fails"):
+    with pytest.raises(ValueError, match="requires R < 0 for every action"):
         gridworld(SUTTON_BARTO_4_1, step_reward=0.0)
     assert gridworld(SUTTON_BARTO_4_1, step_reward=0.0, gamma=0.9).kind == "discounted"

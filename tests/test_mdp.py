@@ -371,3 +371,11 @@ def test_validate_stochastic_policies():
     bad[3, 0] = [0.9, 0.0]
     with pytest.raises(ValueError, match=r"row pi\[3, 0, :\] sums to 0.9"):
         validate_policy(f, bad)
+
+
+def test_float32_stochastic_policy_is_accepted_at_its_own_precision():
+    mdp = TabularMDP(np.full((3, 3, 3), 1 / 3), np.zeros((3, 3)), np.full(3, 1 / 3), gamma=0.9)
+    pi32 = np.full((3, 3), 1 / 3, dtype=np.float32)  # rows sum to 1 + 3e-8 in float64
+    np.testing.assert_allclose(validate_policy(mdp, pi32), 1 / 3, rtol=1e-7)
+    with pytest.raises(ValueError, match=r"row pi\[0, :\] sums to"):
+        validate_policy(mdp, np.array([[0.5, 0.5, 1e-3]] * 3, dtype=np.float32))

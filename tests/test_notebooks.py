@@ -5,7 +5,7 @@ jupyter_client starts with this interpreter (``sys.executable``), so the kernel 
 installed ``bandits``, ``figures`` and ``proofs_check``. ``BOUNDLAB_NOTEBOOK_CONFIG=smoke`` is
 set in the environment before the kernel starts, so the kernel inherits it. After the last
 cell, a probe cell runs in the same kernel and prints the notebook's key numbers as JSON;
-they are checked against thresholds from the spec sheet (``papers/lcb_pessimism.md``).
+they are checked against the thresholds of the LCB spec sheet (Rashidinejad et al. 2021).
 """
 from __future__ import annotations
 
