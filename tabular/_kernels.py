@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 # Array conventions (shared by every kernel): float64 and int64 throughout, C-contiguous;
 # P is read as rows indexed by s * A + a: P2 (S*A, S), or P3 (HP, S*A, S) with HP = 1 for a
@@ -13,45 +13,78 @@ from numba import njit
 def q_backup_into(P2, R2, V, gamma, Q):
     """Write ``Q[i] = R2[i] + gamma * sum_j P2[i, j] * V[j]`` for every row ``i = s * A + a``.
 
-    Four rows at a time share each load of V (four independent accumulators, four memory
-    streams); inside a row the compiler may reassociate the sum into vector lanes
-    (``fastmath={"reassoc", "contract"}``). The order is fixed at compile time, so results are
-    deterministic and independent of any thread count; they agree with numpy to rounding.
+    Eight rows at a time share each load of V (eight independent accumulators, eight memory
+    streams: a core reads P faster along several streams than along one); inside a row the
+    compiler may reassociate the sum into vector lanes (``fastmath={"reassoc", "contract"}``).
+    The order is fixed at compile time, so results are deterministic and independent of any
+    thread count; they agree with numpy to rounding.
     """
     SA, S = P2.shape
-    SA4 = SA - SA % 4
-    for i in range(0, SA4, 4):
-        r0 = P2[i]
-        r1 = P2[i + 1]
-        r2 = P2[i + 2]
-        r3 = P2[i + 3]
-        a0 = 0.0
-        a1 = 0.0
-        a2 = 0.0
-        a3 = 0.0
+    SA8 = SA - SA % 8
+    for i in range(0, SA8, 8):
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
         for j in range(S):
             v = V[j]
-            a0 += r0[j] * v
-            a1 += r1[j] * v
-            a2 += r2[j] * v
-            a3 += r3[j] * v
+            a0 += P2[i, j] * v
+            a1 += P2[i + 1, j] * v
+            a2 += P2[i + 2, j] * v
+            a3 += P2[i + 3, j] * v
+            a4 += P2[i + 4, j] * v
+            a5 += P2[i + 5, j] * v
+            a6 += P2[i + 6, j] * v
+            a7 += P2[i + 7, j] * v
         Q[i] = R2[i] + gamma * a0
         Q[i + 1] = R2[i + 1] + gamma * a1
         Q[i + 2] = R2[i + 2] + gamma * a2
         Q[i + 3] = R2[i + 3] + gamma * a3
-    for i in range(SA4, SA):
-        row = P2[i]
+        Q[i + 4] = R2[i + 4] + gamma * a4
+        Q[i + 5] = R2[i + 5] + gamma * a5
+        Q[i + 6] = R2[i + 6] + gamma * a6
+        Q[i + 7] = R2[i + 7] + gamma * a7
+    for i in range(SA8, SA):
         acc = 0.0
         for j in range(S):
-            acc += row[j] * V[j]
+            acc += P2[i, j] * V[j]
         Q[i] = R2[i] + gamma * acc
 
 
+# Large backups run on Numba's threads (numba.set_num_threads), in tasks of _TASK_ROWS rows of
+# P2. A task starts at a multiple of 8 rows, where an eight-row group of the serial kernel starts,
+# so every Q[i] is summed by one thread with the serial kernel's code and order: Q is bit-identical
+# to q_backup_into whatever the thread count. Below _PARALLEL_MIN_ENTRIES entries of P2 (2 MiB) a
+# backup takes tens of microseconds, comparable to waking the threads, and stays serial. The
+# callers pass threaded = (numba.get_num_threads() > 1), read in Python (reading it here would
+# keep the kernels out of the cache): on one thread no backup enters OpenMP, which GNU OpenMP
+# forbids in a forked child whose parent used it.
+_TASK_ROWS = 256
+_PARALLEL_MIN_ENTRIES = 1 << 18
+
+
+@njit(cache=True, parallel=True)
+def _q_backup_tasks(P2, R2, V, gamma, Q):
+    """:func:`q_backup_into` over tasks of ``_TASK_ROWS`` rows, in parallel (no reduction)."""
+    SA = P2.shape[0]
+    for t in prange((SA + _TASK_ROWS - 1) // _TASK_ROWS):
+        lo = t * _TASK_ROWS
+        hi = min(SA, lo + _TASK_ROWS)
+        q_backup_into(P2[lo:hi], R2[lo:hi], V, gamma, Q[lo:hi])
+
+
 @njit(cache=True)
-def q_backup(P2, R2, V, gamma):
-    """``Q = R + gamma * P V`` as a new (S*A,) array (see :func:`q_backup_into`)."""
+def backup_into(P2, R2, V, gamma, Q, threaded):
+    """:func:`q_backup_into`, on Numba's threads when ``threaded`` and P2 has at least 2**18
+    entries; the same bits either way."""
+    if threaded and P2.size >= _PARALLEL_MIN_ENTRIES:
+        _q_backup_tasks(P2, R2, V, gamma, Q)
+    else:
+        q_backup_into(P2, R2, V, gamma, Q)
+
+
+@njit(cache=True)
+def q_backup(P2, R2, V, gamma, threaded):
+    """``Q = R + gamma * P V`` as a new (S*A,) array (see :func:`backup_into`)."""
     Q = np.empty(P2.shape[0])
-    q_backup_into(P2, R2, V, gamma, Q)
+    backup_into(P2, R2, V, gamma, Q, threaded)
     return Q
 
 
@@ -68,7 +101,7 @@ def _max_over_actions(Q, A, V):
 
 
 @njit(cache=True)
-def value_iteration_kernel(P2, R2, gamma, V0, epsilon, max_iter):
+def value_iteration_kernel(P2, R2, gamma, V0, epsilon, max_iter, threaded):
     """Value iteration ``V_k = max_a (R + gamma P V_{k-1})`` until
     ``gamma * ||V_k - V_{k-1}||_inf / (1 - gamma) <= epsilon`` or ``k == max_iter``.
 
@@ -84,7 +117,7 @@ def value_iteration_kernel(P2, R2, gamma, V0, epsilon, max_iter):
     residual = np.inf
     one_minus_gamma = 1.0 - gamma
     while k < max_iter:
-        q_backup_into(P2, R2, V, gamma, Q)
+        backup_into(P2, R2, V, gamma, Q, threaded)
         _max_over_actions(Q, A, V_new)
         residual = 0.0
         for s in range(S):
@@ -99,7 +132,7 @@ def value_iteration_kernel(P2, R2, gamma, V0, epsilon, max_iter):
 
 
 @njit(cache=True)
-def backward_induction_kernel(P3, R2, gamma, H):
+def backward_induction_kernel(P3, R2, gamma, H, threaded):
     """Finite-horizon optimality recursion ``Q_h = R_h + gamma P_h V_{h+1}``, ``V_h = max_a Q_h``,
     ``V_H = 0`` (Puterman 1994, sec. 4.5). Returns ``V (H, S)`` and ``Q (H, S*A)``."""
     S = P3.shape[2]
@@ -109,13 +142,13 @@ def backward_induction_kernel(P3, R2, gamma, H):
     for h in range(H - 1, -1, -1):
         hp = h if P3.shape[0] > 1 else 0
         hr = h if R2.shape[0] > 1 else 0
-        q_backup_into(P3[hp], R2[hr], V[h + 1], gamma, Q[h])
+        backup_into(P3[hp], R2[hr], V[h + 1], gamma, Q[h], threaded)
         _max_over_actions(Q[h], A, V[h])
     return V[:H].copy(), Q
 
 
 @njit(cache=True)
-def evaluate_finite_kernel(P3, R2, pi3, gamma, H):
+def evaluate_finite_kernel(P3, R2, pi3, gamma, H, threaded):
     """Finite-horizon policy evaluation ``Q_h = R_h + gamma P_h V_{h+1}``,
     ``V_h(s) = sum_a pi_h(s, a) Q_h(s, a)``, ``V_H = 0``. ``pi3`` is (HPI, S, A) with HPI in
     {1, H}. Returns ``V (H, S)`` and ``Q (H, S*A)``."""
@@ -127,7 +160,7 @@ def evaluate_finite_kernel(P3, R2, pi3, gamma, H):
         hp = h if P3.shape[0] > 1 else 0
         hr = h if R2.shape[0] > 1 else 0
         hpi = h if pi3.shape[0] > 1 else 0
-        q_backup_into(P3[hp], R2[hr], V[h + 1], gamma, Q[h])
+        backup_into(P3[hp], R2[hr], V[h + 1], gamma, Q[h], threaded)
         for s in range(S):
             v = 0.0
             for a in range(A):
@@ -205,28 +238,41 @@ def alias_draw(table, row, rng):
     return int(table[row, k, 1])
 
 
-_BLOCK = 16  # episodes advanced together: their independent table lookups overlap in memory
+_BLOCK = 16  # episodes advanced together, so that their table lookups overlap in memory
 
 
 @njit(cache=True)
 def sample_episodes_kernel(P_tab, R3, mu0_tab, pi_det, pi_tab, stochastic, terminal, n, H, rng):
     """Roll out ``n`` episodes of ``H`` steps.
 
-    ``P_tab (HP * S * A, S, 2)``: alias tables of the rows ``(h, s, a)`` (HP in {1, H});
-    ``R3 (HR, S, A)``; ``mu0_tab (1, S, 2)``; ``pi_det (HPI, S)`` int64 actions, used when
-    ``stochastic`` is False, else ``pi_tab (HPI * S, A, 2)``; ``terminal (S,)`` bool.
-    After a terminal state the episode is padded with (that state, action -1, reward 0).
-    Returns ``states (n, H+1)``, ``actions (n, H)``, ``rewards (n, H)``, ``lengths (n,)``.
+    ``P_tab (HP * S * AT, S, 2)``: alias tables of the rows ``(h, s, a)`` (HP in {1, H}) with
+    ``AT = A``, or, for a deterministic policy, of the rows ``(h, s, pi_h(s))`` alone with
+    ``AT = 1``; ``R3 (HR, S, AT)`` likewise; ``mu0_tab (1, S, 2)``; ``pi_det (HPI, S)`` int64
+    actions, used when ``stochastic`` is False, else ``pi_tab (HPI * S, A, 2)``;
+    ``terminal (S,)`` bool. After a terminal state the episode is padded with (that state,
+    action -1, reward 0). Returns ``states (n, H+1)``, ``actions (n, H)``, ``rewards (n, H)``,
+    ``lengths (n,)``.
+
+    Draws: per block of ``_BLOCK`` episodes, s_0 for each, then for h = 0..H-1 and each
+    episode of the block in turn, a_h (stochastic policy) and s_{h+1}: one uniform each.
     """
     S = terminal.shape[0]
-    A = R3.shape[2]
-    HP = P_tab.shape[0] // (S * A)
+    AT = R3.shape[2]
+    HP = P_tab.shape[0] // (S * AT)
     HR = R3.shape[0]
     HPI = pi_det.shape[0] if not stochastic else pi_tab.shape[0] // S
     states = np.empty((n, H + 1), dtype=np.int64)
-    actions = np.full((n, H), -1, dtype=np.int64)
-    rewards = np.zeros((n, H))
+    actions = np.empty((n, H), dtype=np.int64)
+    rewards = np.empty((n, H))
     lengths = np.zeros(n, dtype=np.int64)
+    # One step of a block in three passes: (1) the policy, rewards and uniforms of every
+    # episode; (2) the table loads alone, a short loop whose cache misses (the tables of a
+    # large MDP do not fit in L2) all overlap; (3) column or alias, on data already in L1.
+    row = np.empty(_BLOCK, dtype=np.int64)  # alias-table row, -1 once terminal
+    column = np.empty(_BLOCK, dtype=np.int64)
+    fraction = np.empty(_BLOCK)
+    threshold = np.empty(_BLOCK)
+    alias = np.empty(_BLOCK)
     for e0 in range(0, n, _BLOCK):
         e1 = min(n, e0 + _BLOCK)
         for e in range(e0, e1):
@@ -236,16 +282,32 @@ def sample_episodes_kernel(P_tab, R3, mu0_tab, pi_det, pi_tab, stochastic, termi
             hr = h if HR > 1 else 0
             hpi = h if HPI > 1 else 0
             for e in range(e0, e1):
+                i = e - e0
                 s = states[e, h]
                 if terminal[s]:
+                    row[i] = -1
                     states[e, h + 1] = s
+                    actions[e, h] = -1
+                    rewards[e, h] = 0.0
                     continue
                 if stochastic:
                     a = alias_draw(pi_tab, hpi * S + s, rng)
                 else:
                     a = pi_det[hpi, s]
+                at = a if AT > 1 else 0
                 actions[e, h] = a
-                rewards[e, h] = R3[hr, s, a]
-                states[e, h + 1] = alias_draw(P_tab, (hp * S + s) * A + a, rng)
+                rewards[e, h] = R3[hr, s, at]
                 lengths[e] = h + 1
+                row[i] = (hp * S + s) * AT + at
+                u = rng.random() * S
+                column[i] = min(int(u), S - 1)  # u * S can round up to S
+                fraction[i] = u - column[i]
+            for i in range(e1 - e0):
+                if row[i] >= 0:
+                    threshold[i] = P_tab[row[i], column[i], 0]
+                    alias[i] = P_tab[row[i], column[i], 1]
+            for i in range(e1 - e0):
+                if row[i] >= 0:
+                    k = column[i] if fraction[i] < threshold[i] else int(alias[i])
+                    states[e0 + i, h + 1] = k
     return states, actions, rewards, lengths

@@ -5,6 +5,7 @@ import math
 import numbers
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from scipy import sparse
 from scipy.sparse import csgraph
@@ -92,6 +93,12 @@ def _rows(mdp: TabularMDP):
     return P3, R2
 
 
+def _threaded() -> bool:
+    """Whether backups may run on Numba's threads (``numba.set_num_threads``); the results
+    are bit-identical either way."""
+    return numba.get_num_threads() > 1
+
+
 def _greedy(Q: np.ndarray) -> np.ndarray:
     """argmax over the last axis, ties to the lowest index, int64."""
     return np.argmax(Q, axis=-1).astype(np.int64)
@@ -172,7 +179,7 @@ def _q_from_v(mdp: TabularMDP, V: np.ndarray) -> np.ndarray:
     """``Q = R + gamma P V`` (S, A) for a stationary MDP."""
     P3, R2 = _rows(mdp)
     V = np.ascontiguousarray(V, dtype=np.float64)
-    return _kernels.q_backup(P3[0], R2[0], V, mdp.gamma).reshape(mdp.S, mdp.A)
+    return _kernels.q_backup(P3[0], R2[0], V, mdp.gamma, _threaded()).reshape(mdp.S, mdp.A)
 
 
 # --- planners ---------------------------------------------------------------------------
@@ -201,6 +208,8 @@ def value_iteration(mdp: TabularMDP, *, epsilon: float = 1e-10, max_iter: int | 
     Stops at the first k with the certified bound
     ``gamma ||V_k - V_{k-1}||_inf / (1 - gamma) <= epsilon``, which implies
     ``||V_k - V*||_inf <= epsilon`` (Puterman 1994, Thm. 6.3.1 / Prop. 6.6.5).
+    Sweeps over a P of at least 2**18 entries run on Numba's threads
+    (``numba.set_num_threads``); the result is bit-identical whatever their number.
 
     Parameters
     ----------
@@ -268,7 +277,7 @@ def value_iteration(mdp: TabularMDP, *, epsilon: float = 1e-10, max_iter: int | 
     max_iter = _read_positive_int(max_iter, "max_iter")
     P3, R2 = _rows(mdp)
     V, Q, n_iter, residual = _kernels.value_iteration_kernel(
-        P3[0], R2[0], mdp.gamma, V0, epsilon, max_iter
+        P3[0], R2[0], mdp.gamma, V0, epsilon, max_iter, _threaded()
     )
     Q = Q.reshape(mdp.S, mdp.A)
     error_bound = mdp.gamma * residual / (1.0 - mdp.gamma)
@@ -282,6 +291,7 @@ def value_iteration(mdp: TabularMDP, *, epsilon: float = 1e-10, max_iter: int | 
 def backward_induction(mdp: TabularMDP) -> PlanningResult:
     """Backward induction ``Q_h = R_h + gamma P_h V_{h+1}``, ``V_h = max_a Q_h``, ``V_H = 0``
     (Puterman 1994, sec. 4.5), for stationary or time-inhomogeneous P and R and any gamma <= 1.
+    Threads as in :func:`value_iteration` (bit-identical results whatever their number).
 
     Parameters
     ----------
@@ -307,7 +317,7 @@ def backward_induction(mdp: TabularMDP) -> PlanningResult:
             "use value_iteration (discounted) or policy_iteration (episodic)"
         )
     P3, R2 = _rows(mdp)
-    V, Q = _kernels.backward_induction_kernel(P3, R2, mdp.gamma, mdp.H)
+    V, Q = _kernels.backward_induction_kernel(P3, R2, mdp.gamma, mdp.H, _threaded())
     Q = Q.reshape(mdp.H, mdp.S, mdp.A)
     return PlanningResult(
         V=V, Q=Q, pi=_greedy(Q), n_iter=mdp.H, converged=True, residual=0.0, error_bound=0.0,
@@ -443,7 +453,8 @@ def evaluate_policy(mdp: TabularMDP, pi) -> PolicyValue:
     pi_prob = _policy_matrix(mdp, pi)
     if mdp.kind == "finite":
         P3, R2 = _rows(mdp)
-        V, Q = _kernels.evaluate_finite_kernel(P3, R2, _time_indexed(pi_prob), mdp.gamma, mdp.H)
+        V, Q = _kernels.evaluate_finite_kernel(P3, R2, _time_indexed(pi_prob), mdp.gamma, mdp.H,
+                                               _threaded())
         return PolicyValue(V=V, Q=Q.reshape(mdp.H, mdp.S, mdp.A), residual=0.0)
     V, residual, _, _ = _evaluate_stationary(mdp, pi_prob)
     return PolicyValue(V=V, Q=_q_from_v(mdp, V), residual=residual)

@@ -58,8 +58,8 @@ def _at(X: np.ndarray, h: int) -> np.ndarray:
 
 def _sample_deterministic(mdp, pi_det, P4, R3, mu0_tab, n, H, rng) -> Episodes:
     """Deterministic policy: only the rows (h, s, pi_h(s)) of P are ever read, so the kernel
-    runs on the MDP restricted to them (one action, tables A times smaller) and the actions
-    are filled in afterwards. The draws are those of the full-table path, bit for bit."""
+    runs on tables of those rows alone (A times smaller) and records the actions of
+    ``pi_det``. The draws are those of the full-table path, bit for bit."""
     S = mdp.S
     states_ = np.arange(S)
     T = max(len(pi_det), len(P4))
@@ -68,12 +68,9 @@ def _sample_deterministic(mdp, pi_det, P4, R3, mu0_tab, n, H, rng) -> Episodes:
     R_rows = np.stack([_at(R3, h)[states_, _at(pi_det, h)] for h in range(TR)])[:, :, None]
     R_rows.setflags(write=False)  # the argument types of the general path: no recompilation
     states, actions, rewards, lengths = _kernels.sample_episodes_kernel(
-        _alias_tables(P_rows.reshape(-1, S)), R_rows, mu0_tab, np.zeros((1, S), dtype=np.int64),
-        np.zeros((1, 1, 2)), False, mdp.terminal, n, H, rng,
+        _alias_tables(P_rows.reshape(-1, S)), R_rows, mu0_tab, pi_det, np.zeros((1, 1, 2)),
+        False, mdp.terminal, n, H, rng,
     )
-    for h in range(H):
-        taken = actions[:, h] >= 0
-        actions[taken, h] = _at(pi_det, h)[states[taken, h]]
     return Episodes(states=states, actions=actions, rewards=rewards, lengths=lengths)
 
 

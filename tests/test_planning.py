@@ -2,6 +2,7 @@
 import itertools
 import math
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -353,15 +354,65 @@ def test_evaluate_policy_episodic(mp):
 
 
 def test_q_backup_kernel_matches_numpy_with_remainders():
-    # S * A = 111 rows (not a multiple of 4) and S = 37 columns exercise every loop tail.
+    # S * A = 111 rows (not a multiple of 8) and S = 37 columns exercise every loop tail.
     rng = np.random.default_rng(0)
     P = rng.random((37, 3, 37))
     mdp = TabularMDP(P / P.sum(-1, keepdims=True), rng.normal(size=(37, 3)), np.full(37, 1 / 37),
                      gamma=0.7)
     V = rng.normal(size=37)
     P2, R2 = mdp.P.reshape(111, 37), mdp.R.reshape(111)
-    Q = _kernels.q_backup(P2, R2, V, 0.7)
+    Q = _kernels.q_backup(P2, R2, V, 0.7, False)
     np.testing.assert_allclose(Q, R2 + 0.7 * P2 @ V, rtol=0, atol=1e-14)
+
+
+def dense_parallel_mdp():
+    """903 rows (7 past a multiple of 8; 135 past a multiple of the 256-row task) of 301
+    columns: a P large enough for the threaded backup."""
+    rng = np.random.default_rng(5)
+    S, A = 301, 3
+    P = rng.random((S, A, S))
+    mdp = TabularMDP(P / P.sum(-1, keepdims=True), rng.normal(size=(S, A)), np.full(S, 1 / S),
+                     gamma=0.5)  # few sweeps: a busy second core delays each threaded one
+    assert mdp.P.size >= _kernels._PARALLEL_MIN_ENTRIES  # the threaded path is the one tested
+    return mdp
+
+
+def under_threads(n, f):
+    """``f()`` with ``numba.set_num_threads(n)``, restoring the previous count."""
+    before = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        return f()
+    finally:
+        numba.set_num_threads(before)
+
+
+TWO_THREADS = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2,
+                                 reason="Numba has a single thread here")
+
+
+@TWO_THREADS
+def test_threaded_backup_is_the_serial_kernel_bit_for_bit():
+    mdp = dense_parallel_mdp()
+    P2, R2 = mdp.P.reshape(903, 301), mdp.R.reshape(903)
+    V = np.random.default_rng(6).normal(size=301)
+    serial = np.empty(903)
+    _kernels.q_backup_into(P2, R2, V, 0.5, serial)
+    for n in (1, 2):  # the threaded kernel itself, on one thread and on two
+        Q = under_threads(n, lambda: _kernels.q_backup(P2, R2, V, 0.5, True))
+        np.testing.assert_array_equal(Q, serial)
+    np.testing.assert_allclose(serial, R2 + 0.5 * P2 @ V, rtol=0, atol=1e-13)
+
+
+@TWO_THREADS
+def test_value_iteration_is_bit_identical_on_one_and_two_threads():
+    mdp = dense_parallel_mdp()
+    one, two = (under_threads(n, lambda: value_iteration(mdp, epsilon=1e-9)) for n in (1, 2))
+    assert one.converged and one.n_iter == two.n_iter
+    np.testing.assert_array_equal(one.V, two.V)
+    np.testing.assert_array_equal(one.Q, two.Q)
+    assert one.residual == two.residual
+    np.testing.assert_allclose(one.V, value_iteration_ref(mdp, 1e-9)[0], rtol=0, atol=1e-8)
 
 
 # --- occupancy, expected return, C* -----------------------------------------------------

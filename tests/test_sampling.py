@@ -205,6 +205,19 @@ def test_padding_after_termination():
             assert mdp.terminal[s[L]] and np.all(s[L:] == s[L])
 
 
+def test_deterministic_policy_records_its_actions_and_pads():
+    # The deterministic shortcut samples from tables of the rows (s, pi(s)) alone; the actions
+    # it records must still be pi(s_h), and the padding after termination (-1, 0) must hold.
+    mdp = gridworld("T...\n....\n....\n...T")
+    pi = np.arange(mdp.S) % mdp.A
+    ep = sample_episodes(mdp, pi, 37, H=30, seed=8)  # 37: not a multiple of the kernel's block
+    assert (ep.lengths < 30).any()
+    steps = np.arange(30) < ep.lengths[:, None]
+    s, a = ep.states[:, :30], pi[ep.states[:, :30]]
+    np.testing.assert_array_equal(ep.actions, np.where(steps, a, -1))
+    np.testing.assert_array_equal(ep.rewards, np.where(steps, mdp.R[s, a], 0.0))
+
+
 def test_episode_starting_in_a_terminal_state_is_all_padding():
     mdp, pi = small_episodic()
     mdp = mdp.replace(mu0=[0.0, 0.0, 0.5, 0.5])
