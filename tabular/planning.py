@@ -185,6 +185,27 @@ def _q_from_v(mdp: TabularMDP, V: np.ndarray) -> np.ndarray:
 # --- planners ---------------------------------------------------------------------------
 
 
+_UNIT_ROUNDOFF = np.finfo(np.float64).eps / 2
+_MAX_DEFAULT_SWEEPS = 10**7
+
+
+def _rounding_floor(mdp: TabularMDP, V0: np.ndarray) -> float:
+    """Bound on ``||V_k - V*||_inf`` that float64 rounding alone can cause in value iteration.
+
+    One computed backup differs from the exact one by at most
+    ``delta = gamma_n (||R||_inf + gamma V_max)`` with ``gamma_n = n u / (1 - n u)``,
+    ``n = S + 2`` (a dot product of length S, a product and a sum; Higham 2002, *Accuracy
+    and Stability of Numerical Algorithms*, Lemma 3.1 and eq. 3.5), ``u = 2**-53`` and
+    ``V_max = max(||V0||, ||R|| / (1 - gamma))`` bounding every iterate. Then
+    ``||V_k - V*|| <= (gamma ||V_k - V_{k-1}|| + delta) / (1 - gamma)``.
+    """
+    n = mdp.S + 2
+    gamma_n = n * _UNIT_ROUNDOFF / (1.0 - n * _UNIT_ROUNDOFF)
+    R_max = float(np.max(np.abs(mdp.R)))
+    V_max = max(float(np.max(np.abs(V0), initial=0.0)), R_max / (1.0 - mdp.gamma))
+    return gamma_n * (R_max + mdp.gamma * V_max) / (1.0 - mdp.gamma)
+
+
 def _default_max_iter(mdp: TabularMDP, V0: np.ndarray, epsilon: float) -> int:
     """Sweeps that provably meet the stopping rule, plus a margin for rounding.
 
@@ -201,13 +222,16 @@ def _default_max_iter(mdp: TabularMDP, V0: np.ndarray, epsilon: float) -> int:
     return k_star + math.ceil(k_star / 10) + 10
 
 
-def value_iteration(mdp: TabularMDP, *, epsilon: float = 1e-10, max_iter: int | None = None,
-                    V0=None) -> PlanningResult:
+def value_iteration(mdp: TabularMDP, *, epsilon: float | None = None,
+                    max_iter: int | None = None, V0=None) -> PlanningResult:
     """Value iteration ``V_k = max_a (R + gamma P V_{k-1})`` (Puterman 1994, sec. 6.3).
 
     Stops at the first k with the certified bound
-    ``gamma ||V_k - V_{k-1}||_inf / (1 - gamma) <= epsilon``, which implies
-    ``||V_k - V*||_inf <= epsilon`` (Puterman 1994, Thm. 6.3.1 / Prop. 6.6.5).
+    ``(gamma ||V_k - V_{k-1}||_inf + delta) / (1 - gamma) <= epsilon``, which implies
+    ``||V_k - V*||_inf <= epsilon`` (Puterman 1994, Thm. 6.3.1 / Prop. 6.6.5), where
+    ``delta`` bounds the float64 rounding of one backup (Higham 2002, Lemma 3.1; see
+    ``_rounding_floor``): without it a residual that rounds to 0 near gamma = 1 would
+    certify an error of 0.
     Sweeps over a P of at least 2**18 entries run on Numba's threads
     (``numba.set_num_threads``); the result is bit-identical whatever their number.
 
@@ -216,8 +240,9 @@ def value_iteration(mdp: TabularMDP, *, epsilon: float = 1e-10, max_iter: int | 
     mdp : TabularMDP
         ``"discounted"`` (gamma < 1). A ``"finite"`` MDP is solved exactly by
         :func:`backward_induction` instead (``max_iter`` and ``V0`` must then be None).
-    epsilon : float, default 1e-10
-        Target bound on ``||V - V*||_inf`` (same units as R); > 0.
+    epsilon : float or None
+        Target bound on ``||V - V*||_inf`` (same units as R); > 0. Default: 1e-10, or twice
+        the rounding floor ``delta / (1 - gamma)`` when that is larger.
     max_iter : int or None
         Iteration cap, honoured exactly (``converged=False`` when reached first). Default:
         the number of sweeps that provably reaches ``epsilon`` from ``V0``,
@@ -232,14 +257,17 @@ def value_iteration(mdp: TabularMDP, *, epsilon: float = 1e-10, max_iter: int | 
     PlanningResult
         ``V = V_k (S,)``; ``Q = R + gamma P V_{k-1} (S, A)`` (so ``V = max_a Q``); ``pi`` greedy
         for ``Q``; ``residual = ||V_k - V_{k-1}||_inf``;
-        ``error_bound = gamma * residual / (1 - gamma)``; ``epsilon_refers_to = "value"``.
+        ``error_bound = (gamma * residual + delta) / (1 - gamma)``;
+        ``epsilon_refers_to = "value"``.
 
     Raises
     ------
     ValueError
         For an episodic MDP (gamma = 1 without H: use :func:`policy_iteration`), a
         non-positive or non-finite epsilon, ``max_iter < 1``, a ``V0`` of the wrong shape or
-        not finite.
+        not finite; without ``max_iter``, an epsilon at or below the rounding floor (it cannot
+        be certified) or one that needs more than 1e7 sweeps (gamma very close to 1: use
+        :func:`policy_iteration`, or give ``max_iter``).
     TypeError
         If ``mdp`` is not a TabularMDP, ``epsilon`` is not a real number or ``max_iter`` is
         not an int.
@@ -258,11 +286,12 @@ def value_iteration(mdp: TabularMDP, *, epsilon: float = 1e-10, max_iter: int | 
             "factor gamma); for an episodic MDP (gamma = 1, terminal states) use "
             "policy_iteration(mdp)"
         )
-    if isinstance(epsilon, (bool, np.bool_)) or not isinstance(epsilon, numbers.Real):
-        raise TypeError(f"epsilon must be a real number, got {type(epsilon).__name__}")
-    epsilon = float(epsilon)
-    if not (np.isfinite(epsilon) and epsilon > 0):
-        raise ValueError(f"epsilon = {epsilon!r} must be positive and finite")
+    if epsilon is not None:
+        if isinstance(epsilon, (bool, np.bool_)) or not isinstance(epsilon, numbers.Real):
+            raise TypeError(f"epsilon must be a real number, got {type(epsilon).__name__}")
+        epsilon = float(epsilon)
+        if not (np.isfinite(epsilon) and epsilon > 0):
+            raise ValueError(f"epsilon = {epsilon!r} must be positive and finite")
     if V0 is None:
         V0 = np.zeros(mdp.S)
     else:
@@ -272,15 +301,32 @@ def value_iteration(mdp: TabularMDP, *, epsilon: float = 1e-10, max_iter: int | 
         if not np.isfinite(V0).all():
             s = int(np.flatnonzero(~np.isfinite(V0))[0])
             raise ValueError(f"V0[{s}] = {V0[s]} is not finite")
+    floor = _rounding_floor(mdp, V0)
+    if epsilon is None:
+        epsilon = max(1e-10, 2.0 * floor)
     if max_iter is None:
-        max_iter = _default_max_iter(mdp, V0, epsilon)
+        if epsilon <= floor:
+            raise ValueError(
+                f"epsilon = {epsilon:g} is at or below what float64 value iteration can certify "
+                f"here: rounding alone allows an error of {floor:.3g} (gamma = {mdp.gamma:g}, "
+                f"S = {mdp.S}); ask for a larger epsilon, use policy_iteration(mdp), or give "
+                "max_iter to run a fixed number of sweeps"
+            )
+        max_iter = _default_max_iter(mdp, V0, epsilon - floor)
+        if max_iter > _MAX_DEFAULT_SWEEPS:
+            raise ValueError(
+                f"certifying epsilon = {epsilon:g} at gamma = {mdp.gamma:g} needs about "
+                f"{max_iter:.3g} sweeps; use policy_iteration(mdp) (exact linear solves), a "
+                "larger epsilon, or give max_iter explicitly"
+            )
     max_iter = _read_positive_int(max_iter, "max_iter")
     P3, R2 = _rows(mdp)
+    # The kernel stops on gamma * residual / (1 - gamma) <= epsilon - floor (never, if < 0).
     V, Q, n_iter, residual = _kernels.value_iteration_kernel(
-        P3[0], R2[0], mdp.gamma, V0, epsilon, max_iter, _threaded()
+        P3[0], R2[0], mdp.gamma, V0, epsilon - floor, max_iter, _threaded()
     )
     Q = Q.reshape(mdp.S, mdp.A)
-    error_bound = mdp.gamma * residual / (1.0 - mdp.gamma)
+    error_bound = (mdp.gamma * residual) / (1.0 - mdp.gamma) + floor
     return PlanningResult(
         V=V, Q=Q, pi=_greedy(Q), n_iter=int(n_iter), converged=bool(error_bound <= epsilon),
         residual=float(residual), error_bound=float(error_bound), epsilon_refers_to="value",

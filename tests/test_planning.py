@@ -15,6 +15,7 @@ from tabular._reference import (
     occupancy_ref,
     value_iteration_ref,
 )
+from tabular.generators import garnet
 from tabular.mdp import TabularMDP, validate_policy
 from tabular.planning import (
     C_star,
@@ -50,9 +51,16 @@ def proper_by_closure(mdp, pi_prob):
 
 
 def tight_vi(mdp):
-    """V* by the numpy reference, run far below the rounding floor's neighbourhood."""
+    """V*: the numpy reference's greedy policy, evaluated exactly by a linear solve.
+
+    (The reference's own values carry its stopping error, about 1e-12 ||R|| / (1 - gamma)^2,
+    which is above the 1e-11 slack of the comparisons below.)"""
     eps = 1e-12 * max(1.0, float(np.max(np.abs(mdp.R)))) / (1.0 - mdp.gamma)
-    return value_iteration_ref(mdp, eps)[0]
+    Q = value_iteration_ref(mdp, eps)[1]
+    pi = Q.argmax(axis=1)
+    states = np.arange(mdp.S)
+    A_pi = np.eye(mdp.S) - mdp.gamma * mdp.P[states, pi]
+    return np.linalg.solve(A_pi, mdp.R[states, pi])
 
 
 # --- value iteration --------------------------------------------------------------------
@@ -65,8 +73,15 @@ def test_value_iteration_bellman_optimal_and_matches_reference(mdp):
     tol = 1e-10 * scale(res.V)
     assert res.converged and res.method == "value_iteration" and res.epsilon_refers_to == "value"
     assert np.max(np.abs(bellman_optimality(mdp, res.V) - res.V)) <= tol
-    assert res.error_bound <= tol
-    assert res.error_bound == pytest.approx(mdp.gamma * res.residual / (1 - mdp.gamma), rel=1e-12)
+    # The certified bound includes float64 rounding (Higham's gamma_{S+2} per backup), so it
+    # is held to the requested eps, on the ||R|| / (1 - gamma) scale, not to tol.
+    assert res.error_bound <= eps
+    u = np.finfo(float).eps / 2
+    n = mdp.S + 2
+    R_max = float(np.max(np.abs(mdp.R)))
+    floor = n * u / (1 - n * u) * (R_max + mdp.gamma * R_max / (1 - mdp.gamma)) / (1 - mdp.gamma)
+    assert res.error_bound == pytest.approx(
+        mdp.gamma * res.residual / (1 - mdp.gamma) + floor, rel=1e-12)
     V_ref, Q_ref, _ = value_iteration_ref(mdp, eps)
     np.testing.assert_allclose(res.V, V_ref, rtol=0, atol=tol)
     np.testing.assert_allclose(res.Q, Q_ref, rtol=0, atol=tol)
@@ -83,13 +98,32 @@ def test_value_iteration_error_bound_is_certified(mdp, epsilon):
     assert np.max(np.abs(res.V - V_star)) <= res.error_bound + 1e-11 * scale(V_star)
 
 
+def test_error_bound_stays_honest_near_gamma_one():
+    """At gamma = 0.99999 the residual rounds to 0 long before V is exact: the certified
+    bound must still cover the true error (exact V* by a linear solve of the optimal policy)."""
+    mdp = garnet(10, 3, 3, gamma=0.99999, seed=0)
+    res = value_iteration(mdp)
+    assert res.converged and res.error_bound > 0
+    pi = policy_iteration(mdp).pi
+    P_pi = mdp.P[np.arange(mdp.S), pi]
+    V_star = np.linalg.solve(np.eye(mdp.S) - mdp.gamma * P_pi, mdp.R[np.arange(mdp.S), pi])
+    assert np.max(np.abs(res.V - V_star)) <= res.error_bound
+    with pytest.raises(ValueError, match="at or below what float64 value iteration can certify"):
+        value_iteration(mdp, epsilon=1e-10)
+    assert not value_iteration(mdp, epsilon=1e-10, max_iter=50).converged  # cap honoured
+    with pytest.raises(ValueError, match="use policy_iteration"):
+        value_iteration(garnet(10, 3, 3, gamma=1 - 1e-9, seed=0))
+
+
 def test_value_iteration_closed_form_one_state():
     # V_k = 2 (1 - 0.5^k); residual_k = 0.5^(k-1); bound 0.5^(k-1) <= 1e-3 first at k = 11.
     mdp = TabularMDP(np.ones((1, 1, 1)), np.ones((1, 1)), np.ones(1), gamma=0.5)
     res = value_iteration(mdp, epsilon=1e-3)
     assert res.n_iter == 11 and res.converged
     assert res.V[0] == 2 * (1 - 0.5**11)
-    assert res.residual == 0.5**10 and res.error_bound == 0.5**10
+    u = np.finfo(float).eps / 2
+    floor = 3 * u / (1 - 3 * u) * (1 + 0.5 * 2) / 0.5  # rounding: n = S + 2, ||V|| <= 2
+    assert res.residual == 0.5**10 and res.error_bound == pytest.approx(0.5**10 + floor, rel=1e-15)
 
 
 def test_value_iteration_default_cap_reaches_epsilon():
