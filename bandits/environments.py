@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from proofs_check.messages import plain
 from proofs_check.seeding import as_generator
 
 __all__ = [
@@ -35,17 +36,6 @@ def _index(i) -> str:
     return "[" + ", ".join(str(int(k)) for k in i) + "]"
 
 
-def _number(x) -> str:
-    """A value for an error message: numbers as plain text (``30.0``, not ``np.float64(30.0)``)."""
-    if isinstance(x, (bool, np.bool_)):
-        return repr(bool(x))
-    if isinstance(x, (int, np.integer)):
-        return str(int(x))
-    if isinstance(x, (float, np.floating)):
-        return repr(float(x))
-    return repr(x)
-
-
 def _validate_means(means, low: float, high: float, owner: str) -> np.ndarray:
     """Return ``means`` as a read-only float64 ``(nA,)`` array, or raise naming the bad index."""
     arr = np.asarray(means)
@@ -58,7 +48,7 @@ def _validate_means(means, low: float, high: float, owner: str) -> np.ndarray:
     if bad.size:
         a = bad[0]
         why = "is not finite" if not np.isfinite(arr[a]) else f"is outside [{low}, {high}]"
-        raise ValueError(f"{owner}: means[{a}] = {_number(arr[a])} {why}")
+        raise ValueError(f"{owner}: means[{a}] = {plain(arr[a])} {why}")
     arr.setflags(write=False)
     return arr
 
@@ -72,7 +62,7 @@ def _validate_arms(arms, nA: int) -> np.ndarray:
     bad = np.flatnonzero((arr < 0) | (arr >= nA))
     if bad.size:
         i = np.unravel_index(bad[0], arr.shape)
-        raise ValueError(f"arms{_index(i)} = {_number(arr[i])} is not an arm index in [0, {nA - 1}]")
+        raise ValueError(f"arms{_index(i)} = {plain(arr[i])} is not an arm index in [0, {nA - 1}]")
     return arr
 
 
@@ -96,7 +86,7 @@ def _validate_mu(mu, nA: int) -> np.ndarray:
     bad = np.flatnonzero(~np.isfinite(arr) | (arr < 0))
     if bad.size:
         a = bad[0]
-        raise ValueError(f"mu[{a}] = {_number(arr[a])} is {'not finite' if not np.isfinite(arr[a]) else 'negative'}")
+        raise ValueError(f"mu[{a}] = {plain(arr[a])} is {'not finite' if not np.isfinite(arr[a]) else 'negative'}")
     atol = 16 * nA * eps
     total = arr.sum()
     if abs(total - 1.0) > atol:
@@ -222,7 +212,7 @@ class GaussianBandit(_Arms):
         if isinstance(self.sigma, (bool, np.bool_)) or not isinstance(self.sigma, (int, float, np.integer, np.floating)):
             raise TypeError(f"GaussianBandit: sigma must be a real number, got {type(self.sigma).__name__}")
         if not (np.isfinite(self.sigma) and self.sigma > 0):
-            raise ValueError(f"GaussianBandit: sigma = {_number(self.sigma)} must be finite and > 0")
+            raise ValueError(f"GaussianBandit: sigma = {plain(self.sigma)} must be finite and > 0")
         object.__setattr__(self, "sigma", float(self.sigma))
 
     def sample(self, arms, seed=None) -> np.ndarray:
@@ -318,7 +308,7 @@ def dataset_statistics(arms, rewards, nA: int) -> tuple[np.ndarray, np.ndarray]:
     bad = np.flatnonzero(~np.isfinite(rewards))
     if bad.size:
         i = np.unravel_index(bad[0], rewards.shape)
-        raise ValueError(f"rewards{_index(i)} = {_number(rewards[i])} is not finite")
+        raise ValueError(f"rewards{_index(i)} = {plain(rewards[i])} is not finite")
     batch = arms if arms.ndim == 2 else arms[None, :]
     R = batch.shape[0]
     # One bincount over (row, arm) cells: cell index row * nA + arm. Ravelling (not

@@ -16,7 +16,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from bandits.environments import MAX_COUNT, _number
+from bandits.environments import MAX_COUNT
+from proofs_check.messages import plain
 
 __all__ = [
     "Choice",
@@ -70,7 +71,7 @@ def _validate_counts(counts) -> np.ndarray:
             why = f"exceeds the limit MAX_COUNT = 2**62 = {MAX_COUNT}"
         else:
             why = "is not a non-negative integer"
-        raise ValueError(f"counts{_index(i)} = {_number(value)} {why}")
+        raise ValueError(f"counts{_index(i)} = {plain(value)} {why}")
     return arr.astype(np.int64)
 
 
@@ -86,15 +87,15 @@ def _validate_statistics(counts, reward_sums) -> tuple[np.ndarray, np.ndarray]:
     if bad.size:
         i = np.unravel_index(bad[0], sums.shape)
         why = "is not finite" if not np.isfinite(sums[i]) else "is non-zero for an arm with count 0"
-        raise ValueError(f"reward_sums{_index(i)} = {_number(sums[i])} {why}")
+        raise ValueError(f"reward_sums{_index(i)} = {plain(sums[i])} {why}")
     return counts, sums
 
 
 def _validate_delta(delta, bonus_scale) -> None:
     if not (isinstance(delta, (int, float, np.integer, np.floating)) and 0 < delta < 1):
-        raise ValueError(f"delta must be a number in (0, 1), got {_number(delta)}")
+        raise ValueError(f"delta must be a number in (0, 1), got {plain(delta)}")
     if not (isinstance(bonus_scale, (int, float, np.integer, np.floating)) and 0 < bonus_scale < np.inf):
-        raise ValueError(f"bonus_scale must be a finite number > 0, got {_number(bonus_scale)}")
+        raise ValueError(f"bonus_scale must be a finite number > 0, got {plain(bonus_scale)}")
 
 
 def _empirical_means(counts: np.ndarray, sums: np.ndarray) -> np.ndarray:
@@ -150,7 +151,7 @@ def lcb_bonus(counts, nA: int, delta: float, bonus_scale: float = 1.0) -> np.nda
     counts = _validate_counts(counts)
     _validate_delta(delta, bonus_scale)
     if isinstance(nA, (bool, np.bool_)) or not isinstance(nA, (int, np.integer)) or nA < 1:
-        raise ValueError(f"nA must be an int >= 1, got {_number(nA)}")
+        raise ValueError(f"nA must be an int >= 1, got {plain(nA)}")
     with np.errstate(divide="ignore"):
         return bonus_scale * np.sqrt(np.log(2 * nA / delta) / (2.0 * counts))
 
@@ -267,7 +268,7 @@ def suboptimality(bandit, arms) -> np.ndarray:
         raise TypeError(f"arms must be integers, got dtype {arr.dtype}")
     bad = np.flatnonzero((arr < 0) | (arr >= means.shape[0]))
     if bad.size:
-        raise ValueError(f"arms[{bad[0]}] = {_number(arr.ravel()[bad[0]])} is not an arm index in [0, {means.shape[0] - 1}]")
+        raise ValueError(f"arms[{bad[0]}] = {plain(arr.ravel()[bad[0]])} is not an arm index in [0, {means.shape[0] - 1}]")
     gap = means.max() - means[arr]
     return float(gap) if arr.ndim == 0 else gap
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from bandits import _kernels
-from bandits.environments import MAX_COUNT, BernoulliBandit, GaussianBandit, _number
+from bandits.environments import MAX_COUNT, BernoulliBandit, GaussianBandit
+from proofs_check.messages import plain
 from proofs_check.seeding import spawn
 
 __all__ = ["OnlineResult", "ucb1", "kl_ucb", "KL_UCB_TOL"]
@@ -157,6 +158,6 @@ def kl_ucb(bandit, T: int, *, n_runs: int = 1, c: float = 0.0, record_every: int
     if not isinstance(bandit, BernoulliBandit):
         raise TypeError(f"kl_ucb needs a BernoulliBandit, got {type(bandit).__name__}")
     if not (isinstance(c, (int, float, np.integer, np.floating)) and 0 <= c < np.inf):
-        raise ValueError(f"c must be a finite number >= 0, got {_number(c)}")
+        raise ValueError(f"c must be a finite number >= 0, got {plain(c)}")
     args = (np.array(bandit.means), T, record_every, float(c), KL_UCB_TOL)
     return _run_all(_kernels.kl_ucb_run, args, T, n_runs, record_every, bandit.nA, seed)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as _stats
 
+from proofs_check.messages import plain
 from proofs_check.seeding import as_generator
 
 # Resampling indices per chunk of the multinomial bootstrap: about 100 MB of int64/float64
@@ -16,19 +17,6 @@ _CHUNK_ELEMENTS = 1 << 22
 
 def _pct(level: float) -> str:
     return f"{100.0 * (1.0 - level):.6g}%"
-
-
-def _show(x) -> str:
-    """A value for an error message: numbers as plain text (``3.0``, not ``np.float64(3.0)``)."""
-    if isinstance(x, (bool, np.bool_)):
-        return repr(bool(x))
-    if isinstance(x, (int, np.integer)):
-        return str(int(x))
-    if isinstance(x, (float, np.floating)):
-        return repr(float(x))
-    if isinstance(x, str):
-        return repr(str(x))
-    return repr(x)
 
 
 def _at(arr: np.ndarray, i) -> str:
@@ -90,7 +78,7 @@ def clopper_pearson(k, n, alpha=1e-3, *, sided="two"):
     """
     alpha = _check_level(alpha, "alpha")
     if sided not in ("two", "upper", "lower"):
-        raise ValueError(f"sided must be 'two', 'upper' or 'lower', got {_show(sided)}")
+        raise ValueError(f"sided must be 'two', 'upper' or 'lower', got {plain(sided)}")
     k_arr, n_arr = np.broadcast_arrays(_check_count_array(k, "k"), _check_count_array(n, "n"))
     if np.any(n_arr < 1):
         i = tuple(np.argwhere(n_arr < 1)[0])
@@ -435,7 +423,7 @@ def fit_rates(x, samples_list, grid_axis=None, *, n_boot=8000, level=1e-3, seed=
         arrays differ in their number of units.
     """
     if method not in _BOOT_MEANS:
-        raise ValueError(f"method must be one of {sorted(_BOOT_MEANS)}, got {_show(method)}")
+        raise ValueError(f"method must be one of {sorted(_BOOT_MEANS)}, got {plain(method)}")
     x = np.asarray(x, dtype=float)
     if x.ndim != 1 or x.size < 2:
         raise ValueError(f"x must be 1-d with at least 2 points, got shape {x.shape}")
@@ -444,7 +432,7 @@ def fit_rates(x, samples_list, grid_axis=None, *, n_boot=8000, level=1e-3, seed=
     if np.unique(x).size != x.size:
         raise ValueError(f"x values must be distinct, got {x}")
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
-        raise ValueError(f"n_boot must be a positive int, got {_show(n_boot)}")
+        raise ValueError(f"n_boot must be a positive int, got {plain(n_boot)}")
     level = _check_tails(level, n_boot)
     Ys = [_as_unit_x_grid(samples, grid_axis, x.size) for samples in samples_list]
     if not Ys:
@@ -543,7 +531,7 @@ def band_verdict(fit: RateFit, lo, hi, *, n_claims=1, level=1e-3) -> tuple:
     if lo > hi:
         raise ValueError(f"band must have lo <= hi, got [{lo}, {hi}]")
     if isinstance(n_claims, bool) or not isinstance(n_claims, (int, np.integer)) or n_claims < 1:
-        raise ValueError(f"n_claims must be a positive int, got {_show(n_claims)}")
+        raise ValueError(f"n_claims must be a positive int, got {plain(n_claims)}")
     corrected = _check_level(level) / n_claims
     c_lo, c_hi = fit.interval(corrected)
     ok = lo <= c_lo and c_hi <= hi
