@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from bandits.environments import MAX_COUNT
+from bandits.environments import MAX_COUNT, _index
 from proofs_check.messages import plain
 
 __all__ = [
@@ -28,11 +28,6 @@ __all__ = [
     "suboptimality",
     "lcb_event_holds",
 ]
-
-
-def _index(i) -> str:
-    """``(1, 0)`` -> ``"[1, 0]"`` for error messages."""
-    return "[" + ", ".join(str(int(k)) for k in i) + "]"
 
 
 class Choice(NamedTuple):

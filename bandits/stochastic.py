@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bandits import _kernels
-from bandits.environments import MAX_COUNT, BernoulliBandit, GaussianBandit
+from bandits.environments import BernoulliBandit, GaussianBandit, _validate_count
 from proofs_check.messages import plain
 from proofs_check.seeding import spawn
 
@@ -44,17 +44,6 @@ class OnlineResult:
     counts: np.ndarray
 
 
-def _validate_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    value = int(value)
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    if value > MAX_COUNT:
-        raise ValueError(f"{name} = {value} exceeds the limit MAX_COUNT = 2**62 = {MAX_COUNT}")
-    return value
-
-
 def _run_all(kernel, args, T, n_runs, record_every, nA, seed) -> OnlineResult:
     n_rec = T // record_every
     pseudo = np.empty((n_runs, n_rec))
@@ -68,9 +57,9 @@ def _run_all(kernel, args, T, n_runs, record_every, nA, seed) -> OnlineResult:
 
 
 def _validate_run(T, n_runs, record_every) -> tuple[int, int, int]:
-    T = _validate_int(T, "T", 1)
-    n_runs = _validate_int(n_runs, "n_runs", 1)
-    record_every = _validate_int(record_every, "record_every", 1)
+    T = _validate_count(T, "T", 1, capped=True)
+    n_runs = _validate_count(n_runs, "n_runs", 1, capped=True)
+    record_every = _validate_count(record_every, "record_every", 1, capped=True)
     if record_every > T:
         raise ValueError(f"record_every = {record_every} exceeds T = {T}: nothing would be recorded")
     return T, n_runs, record_every
@@ -157,7 +146,8 @@ def kl_ucb(bandit, T: int, *, n_runs: int = 1, c: float = 0.0, record_every: int
     T, n_runs, record_every = _validate_run(T, n_runs, record_every)
     if not isinstance(bandit, BernoulliBandit):
         raise TypeError(f"kl_ucb needs a BernoulliBandit, got {type(bandit).__name__}")
-    if not (isinstance(c, (int, float, np.integer, np.floating)) and 0 <= c < np.inf):
+    if (isinstance(c, (bool, np.bool_))
+            or not (isinstance(c, (int, float, np.integer, np.floating)) and 0 <= c < np.inf)):
         raise ValueError(f"c must be a finite number >= 0, got {plain(c)}")
     args = (np.array(bandit.means), T, record_every, float(c), KL_UCB_TOL)
     return _run_all(_kernels.kl_ucb_run, args, T, n_runs, record_every, bandit.nA, seed)

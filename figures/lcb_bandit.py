@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from bandits._kernels import kl_bernoulli
 from proofs_check.claims import Claim
 from proofs_check.theorems.lcb_pessimism import LCB_MAB_UPPER
 
@@ -149,15 +150,6 @@ def log_mpa_error_probability(N: int, p_opt: float) -> float:
     return float(logsumexp(binom.logpmf(k, N, p_opt)))
 
 
-def kl_bernoulli(p: float, q: float) -> float:
-    """``kl(p || q)`` between Bernoulli laws, in nats."""
-    return float(p * np.log(p / q) + (1 - p) * np.log((1 - p) / (1 - q)))
-
-
-def _loglog_slope(x, y) -> float:
-    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
-
-
 def aggregate(runs_out, config) -> dict:
     """Worst-case statistics, bootstrap slope fits and every sub-claim's verdict."""
     from proofs_check.seeding import spawn
@@ -168,7 +160,7 @@ def aggregate(runs_out, config) -> dict:
     grid = gaps(config)
     nC, nN = C_stars.size, Ns.size
     level = config["level"]
-    n_bands = sum(1 for c in C_stars for p in FITTED if (float(c), p) in BANDS)
+    n_bands = max(1, sum(1 for c in C_stars for p in FITTED if (float(c), p) in BANDS))
     boot_seed = spawn(config["seed"], len(runs_out) + 1)[-1]  # the runs use children 0..n-1
     res = {"C_stars": C_stars, "Ns": Ns, "gaps": grid, "R": R, "n_boot": config["n_boot"],
            "level": level, "bonus_scale": config["bonus_scale"]}

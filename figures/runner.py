@@ -86,7 +86,9 @@ def load_figure(name_or_module):
         path = FIGURES.get(name_or_module, {}).get("module", name_or_module)
         try:
             module = importlib.import_module(path)
-        except ImportError:
+        except ModuleNotFoundError as error:  # only "no such module", not a broken figure
+            if error.name is None or not path.startswith(error.name):
+                raise
             module = None
     missing = [attr for attr in CONTRACT if not hasattr(module, attr)]
     if module is None or missing:
@@ -313,7 +315,7 @@ def reproduce(name, config_name: str = "quick", *, seed: int = 0, jobs: int = 1,
     ValueError
         For an unknown figure, configuration or configuration key, or a negative seed.
     """
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     module = load_figure(name)
     config = resolve_config(module, config_name, overrides)

@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 
-SeedLike = "int | np.random.SeedSequence | np.random.Generator | None"
-
-
 def as_generator(seed) -> np.random.Generator:
     """Return a ``numpy.random.Generator`` for ``seed``.
 
@@ -36,9 +33,14 @@ def as_generator(seed) -> np.random.Generator:
 
 
 def as_seed_sequence(seed) -> np.random.SeedSequence:
-    """Return a ``SeedSequence`` for ``seed`` (a Generator contributes its own spawned child)."""
+    """Return a ``SeedSequence`` for ``seed`` (a Generator contributes its own spawned child).
+
+    A SeedSequence is copied, so that spawning from the result never advances the caller's
+    own object: the same SeedSequence always gives the same children.
+    """
     if isinstance(seed, np.random.SeedSequence):
-        return seed
+        return np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key,
+                                      pool_size=seed.pool_size)
     if isinstance(seed, np.random.Generator):
         return seed.bit_generator.seed_seq.spawn(1)[0]
     if seed is None or isinstance(seed, (int, np.integer)):

@@ -9,9 +9,9 @@ from scipy import stats as _stats
 from proofs_check.messages import plain
 from proofs_check.seeding import as_generator
 
-# Resampling indices per chunk of the multinomial bootstrap: about 100 MB of int64/float64
-# buffers at peak. Few, large GEMM calls also keep a multi-threaded BLAS efficient when the
-# cores are shared (many small calls were 10x slower under load).
+# Entries of the count matrix W per chunk of the multinomial bootstrap (float64: 32 MB).
+# Few, large GEMM calls also keep a multi-threaded BLAS efficient when the cores are shared
+# (many small calls were 10x slower under load).
 _CHUNK_ELEMENTS = 1 << 22
 
 
@@ -357,16 +357,15 @@ def fit_rate(x, samples, grid_axis=None, *, n_boot=8000, level=1e-3, seed=None, 
     Resampling schemes (``method``):
 
     - ``"multinomial"`` (Efron's bootstrap, the default): each resample draws n_units
-      units uniformly with replacement, as multinomial counts ``W`` (one ``bincount`` over
-      a Numba kernel per chunk of resamples); the resampled means of all grid columns
+      units uniformly with replacement, as multinomial counts ``W`` (built by a Numba
+      kernel per chunk of resamples); the resampled means of all grid columns
       are the GEMM ``W @ samples[:, i, :] / n_units``; columns that are zero for every
       unit are skipped (their mean is 0 in every resample). Cost grows as
       ``n_boot * n_units * n_x``; :func:`fit_rates` shares the draws between claims.
     - ``"gaussian"`` (multiplier bootstrap with N(0, 1) unit weights, Chernozhukov,
       Chetverikov & Kato 2013): given the data the resampled mean vector is exactly
       ``N(xbar, Sigma_hat / n_units)``, drawn directly, so the cost after one
-      ``(n_grid, n_grid)`` covariance per x does not grow with n_units (0.13 s for the
-      example above). It relies on the central limit theorem for the unit means: avoid it
+      ``(n_grid, n_grid)`` covariance per x does not grow with n_units. It relies on the central limit theorem for the unit means: avoid it
       when a statistic rests on a handful of non-zero units (resampled statistics below
       zero then raise).
 

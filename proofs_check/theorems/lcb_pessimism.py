@@ -247,7 +247,8 @@ MDP_MINIMAX_LOWER = Bound(
     constant="c",
 )
 
-_LI2022 = "Li, Shi, Chen, Chi, Wei (title not recorded in the spec sheet): model-based offline RL with Bernstein penalties"
+_LI2022 = ("Li, Shi, Chen, Chi, Wei, Settling the sample complexity of model-based offline "
+           "reinforcement learning (arXiv 2204.05275); Bernstein penalties")
 
 _li_discounted = C * S * C_star_clipped / ((1 - gamma) ** 3 * epsilon**2)
 LI2022_SAMPLE_COMPLEXITY = Bound(
