@@ -1,22 +1,12 @@
-"""Standard tabular MDP families: Garnet (Archibald et al. 1995), chains, RiverSwim (Strehl and Littman 2008), grid worlds (Sutton and Barto 2018, Ex. 4.1)."""
+"""Standard tabular MDP families: Garnet (Archibald et al. 1995), chains, RiverSwim (Strehl and Littman 2008, as in Osband et al. 2013), grid worlds (Sutton and Barto 2018, Ex. 4.1)."""
 from __future__ import annotations
-
-import numbers
 
 import numpy as np
 
 from proofs_check.seeding import as_generator
-from tabular.mdp import TabularMDP
+from tabular.mdp import TabularMDP, _read_int
 
 __all__ = ["chain", "garnet", "gridworld", "gridworld_cells", "river_swim"]
-
-
-def _positive_int(x, name: str, minimum: int = 1) -> int:
-    if isinstance(x, (bool, np.bool_)) or not isinstance(x, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(x).__name__}")
-    if x < minimum:
-        raise ValueError(f"{name} = {x} must be at least {minimum}")
-    return int(x)
 
 
 def _probability(x, name: str) -> float:
@@ -57,9 +47,9 @@ def garnet(S: int, A: int, branching: int, *, gamma: float = 0.9, H: int | None 
     ValueError
         If ``branching`` is outside ``[1, S]`` or S, A < 1.
     """
-    S = _positive_int(S, "S")
-    A = _positive_int(A, "A")
-    branching = _positive_int(branching, "branching")
+    S = _read_int(S, "S")
+    A = _read_int(A, "A")
+    branching = _read_int(branching, "branching")
     if branching > S:
         raise ValueError(f"branching = {branching} exceeds the number of states S = {S}")
     rng = as_generator(seed)
@@ -103,7 +93,7 @@ def chain(S: int, *, p_success: float = 1.0, gamma: float = 0.9, H: int | None =
     ValueError
         If S < 1 or ``p_success`` is outside [0, 1].
     """
-    S = _positive_int(S, "S")
+    S = _read_int(S, "S")
     p_success = _probability(p_success, "p_success")
     P = np.zeros((S, 2, S))
     for s in range(S):
@@ -121,7 +111,12 @@ def chain(S: int, *, p_success: float = 1.0, gamma: float = 0.9, H: int | None =
 
 
 def river_swim(S: int = 6, *, gamma: float = 0.95, H: int | None = None) -> TabularMDP:
-    """RiverSwim (Strehl and Littman 2008, JCSS 74(8)), the normalised-reward variant.
+    """RiverSwim (Strehl and Littman 2008, JCSS 74(8)) in the commonly used variant of
+    Osband, Russo and Van Roy (2013, "(More) efficient reinforcement learning via posterior
+    sampling", NeurIPS), with rewards normalised to [0, 1].
+
+    The transition probabilities below are those of Osband et al. (2013), which later regret
+    papers reuse; they are not necessarily Strehl and Littman's original numbers.
 
     States 0 (left bank) to S - 1 (right end, upstream). Action 0 (left, swim downstream)
     moves deterministically to ``max(s - 1, 0)``. Action 1 (right, swim upstream):
@@ -131,7 +126,7 @@ def river_swim(S: int = 6, *, gamma: float = 0.95, H: int | None = None) -> Tabu
     * right end ``s = S - 1``: stay w.p. 0.6, left w.p. 0.4.
 
     Rewards (the variant with rewards scaled to [0, 1] used in later regret papers, in place
-    of the original 5 and 10000): ``R[0, 0] = 5/1000`` (swimming left at the left bank),
+    of the original 5 and 10000, as recalled, not re-checked): ``R[0, 0] = 5/1000`` (swimming left at the left bank),
     ``R[S - 1, 1] = 1`` (swimming right at the right end), 0 elsewhere. ``mu0`` is the point
     mass on state 0.
 
@@ -151,7 +146,7 @@ def river_swim(S: int = 6, *, gamma: float = 0.95, H: int | None = None) -> Tabu
     ValueError
         If S < 2.
     """
-    S = _positive_int(S, "S", minimum=2)
+    S = _read_int(S, "S", minimum=2)
     P = np.zeros((S, 2, S))
     for s in range(S):
         P[s, 0, max(s - 1, 0)] = 1.0
@@ -194,6 +189,11 @@ def _parse_layout(layout: str) -> list[str]:
     return rows
 
 
+def _cells(rows: list[str]) -> list[tuple[int, int]]:
+    """(row, column) of each non-wall cell of parsed layout rows, in row-major order."""
+    return [(i, j) for i, row in enumerate(rows) for j, ch in enumerate(row) if ch != "#"]
+
+
 def gridworld_cells(layout: str) -> list[tuple[int, int]]:
     """The (row, column) cell of each state of :func:`gridworld` ``(layout)``.
 
@@ -204,8 +204,7 @@ def gridworld_cells(layout: str) -> list[tuple[int, int]]:
     ValueError
         For ragged rows, unknown characters or an empty layout (see :func:`gridworld`).
     """
-    rows = _parse_layout(layout)
-    return [(i, j) for i, row in enumerate(rows) for j, ch in enumerate(row) if ch != "#"]
+    return _cells(_parse_layout(layout))
 
 
 def gridworld(layout: str, *, gamma: float = 1.0, H: int | None = None,
@@ -251,7 +250,7 @@ def gridworld(layout: str, *, gamma: float = 1.0, H: int | None = None,
     """
     slip = _probability(slip, "slip")
     rows = _parse_layout(layout)
-    cells = gridworld_cells(layout)
+    cells = _cells(rows)
     if not cells:
         raise ValueError("layout has no non-wall cell")
     index = {cell: s for s, cell in enumerate(cells)}

@@ -1,8 +1,6 @@
 """A Gymnasium environment (Towers et al. 2024, the gymnasium.Env API) simulating any TabularMDP."""
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 try:
@@ -13,7 +11,7 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
         "tabular.gym needs gymnasium; install the 'gym' extra (pip install -e \".[gym]\" from a checkout) or gymnasium itself"
     ) from err
 
-from tabular.mdp import TabularMDP
+from tabular.mdp import TabularMDP, _read_int, _require_mdp
 
 __all__ = ["TabularEnv"]
 
@@ -47,7 +45,8 @@ class TabularEnv(gymnasium.Env):
     Raises
     ------
     TypeError
-        If ``mdp`` is not a TabularMDP.
+        If ``mdp`` is not a TabularMDP, or ``max_episode_steps`` is neither None nor an int
+        (bools included).
     ValueError
         For ``max_episode_steps < 1`` or an unsupported ``render_mode``; from ``step``, for
         an action outside ``Discrete(A)``.
@@ -59,12 +58,9 @@ class TabularEnv(gymnasium.Env):
 
     def __init__(self, mdp: TabularMDP, *, max_episode_steps: int | None = None,
                  render_mode: str | None = None):
-        if not isinstance(mdp, TabularMDP):
-            raise TypeError(f"mdp must be a TabularMDP, got {type(mdp).__name__}")
-        if max_episode_steps is not None and (
-            not isinstance(max_episode_steps, numbers.Integral) or max_episode_steps < 1
-        ):
-            raise ValueError(f"max_episode_steps = {max_episode_steps!r} must be an int >= 1 or None")
+        _require_mdp(mdp)
+        if max_episode_steps is not None:
+            max_episode_steps = _read_int(max_episode_steps, "max_episode_steps")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"render_mode = {render_mode!r} is not supported; use one of "

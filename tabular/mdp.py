@@ -95,14 +95,29 @@ def _read_gamma(gamma) -> float:
     return gamma
 
 
+def _is_int(x) -> bool:
+    """Whether ``x`` is an integer (Python or numpy), bools excluded."""
+    return isinstance(x, numbers.Integral) and not isinstance(x, (bool, np.bool_))
+
+
+def _read_int(x, name: str, minimum: int = 1) -> int:
+    """``x`` as an int, checked to be an integer (not a bool) and at least ``minimum``.
+
+    Raises TypeError for a non-integer, ValueError below ``minimum``; messages name ``name``.
+    """
+    if not _is_int(x):
+        raise TypeError(f"{name} must be an int, got {type(x).__name__}")
+    if x < minimum:
+        raise ValueError(f"{name} = {x} must be at least {minimum}")
+    return int(x)
+
+
 def _read_H(H) -> int | None:
     if H is None:
         return None
-    if isinstance(H, (bool, np.bool_)) or not isinstance(H, numbers.Integral):
+    if not _is_int(H):
         raise TypeError(f"H must be an int or None, got {type(H).__name__}")
-    if H < 1:
-        raise ValueError(f"H = {H} must be at least 1")
-    return int(H)
+    return _read_int(H, "H")
 
 
 def _read_terminal(terminal, S: int) -> np.ndarray:
@@ -394,7 +409,7 @@ class TabularMDP:
         return self._P.ndim == 4 or self._R.ndim == 3
 
     def _check_step(self, h) -> int:
-        if isinstance(h, (bool, np.bool_)) or not isinstance(h, numbers.Integral):
+        if not _is_int(h):
             raise TypeError(f"h must be an int, got {type(h).__name__}")
         if h < 0 or (self._H is not None and h >= self._H):
             bound = f"< H = {self._H}" if self._H is not None else ">= 0"
@@ -446,6 +461,7 @@ def _rebuild(P, R, mu0, kwargs) -> TabularMDP:
 
 
 def _require_mdp(mdp) -> None:
+    """Raise TypeError unless ``mdp`` is a :class:`TabularMDP` (shared by every tabular module)."""
     if not isinstance(mdp, TabularMDP):
         raise TypeError(f"mdp must be a TabularMDP, got {type(mdp).__name__}")
 

@@ -11,7 +11,7 @@ from scipy import sparse
 from scipy.sparse import csgraph
 
 from tabular import _kernels
-from tabular.mdp import TabularMDP, proper_policy, validate_policy
+from tabular.mdp import TabularMDP, _read_int, _require_mdp, proper_policy, validate_policy
 
 __all__ = [
     "PlanningResult",
@@ -80,11 +80,6 @@ class PolicyValue:
 # --- helpers ----------------------------------------------------------------------------
 
 
-def _require_mdp(mdp) -> None:
-    if not isinstance(mdp, TabularMDP):
-        raise TypeError(f"mdp must be a TabularMDP, got {type(mdp).__name__}")
-
-
 def _rows(mdp: TabularMDP):
     """P as (HP, S*A, S) and R as (HR, S*A) views, HP and HR in {1, H} (no copies)."""
     S, A = mdp.S, mdp.A
@@ -104,19 +99,6 @@ def _greedy(Q: np.ndarray) -> np.ndarray:
     return np.argmax(Q, axis=-1).astype(np.int64)
 
 
-def _read_positive_int(x, name: str) -> int:
-    if isinstance(x, (bool, np.bool_)) or not isinstance(x, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(x).__name__}")
-    if x < 1:
-        raise ValueError(f"{name} = {x} must be at least 1")
-    return int(x)
-
-
-def _policy_matrix(mdp: TabularMDP, pi) -> np.ndarray:
-    """``pi`` as action probabilities (S, A) or (H, S, A), validated."""
-    return validate_policy(mdp, pi)
-
-
 def _P_pi(mdp: TabularMDP, pi_SA: np.ndarray):
     """State-to-state transitions ``P_pi (S, S)`` and rewards ``R_pi (S,)`` of a stationary
     policy in a stationary MDP."""
@@ -125,22 +107,27 @@ def _P_pi(mdp: TabularMDP, pi_SA: np.ndarray):
     return P_pi, R_pi
 
 
+def _reached_from(adjacency, start: np.ndarray) -> np.ndarray:
+    """Mask (S,) of the nodes reached from the nodes of the mask ``start`` (S,) along the
+    edges of the sparse (S, S) ``adjacency`` (``start`` included)."""
+    S = start.shape[0]
+    # Add a source node S with an edge to every start node and search from it.
+    source_row = sparse.csr_array(np.append(start, False)[None, :])
+    graph = sparse.hstack([adjacency, sparse.csr_array((S, 1), dtype=bool)])
+    graph = sparse.vstack([graph, source_row]).tocsr()
+    reached = np.zeros(S + 1, dtype=bool)
+    reached[csgraph.breadth_first_order(graph, S, directed=True, return_predecessors=False)] = True
+    return reached[:S]
+
+
 def _check_proper(P_pi: np.ndarray, terminal: np.ndarray) -> None:
     """Raise ValueError unless every state reaches the terminal set under ``P_pi``.
 
     Reachability is read off the graph ``s -> s'`` iff ``P_pi[s, s'] > 0`` (a finite chain
     reaches a set w.p. 1 from everywhere iff it can reach it from everywhere).
     """
-    S = terminal.shape[0]
-    adjacency = sparse.csr_array(P_pi > 0)
-    # Reversed graph plus a source node S with an edge to every terminal state: the states
-    # visited by a search from S are those that can reach the terminal set.
-    source_row = sparse.csr_array(np.append(terminal, False)[None, :])
-    reverse = sparse.hstack([adjacency.T, sparse.csr_array((S, 1), dtype=bool)])
-    graph = sparse.vstack([reverse, source_row]).tocsr()
-    reached = np.zeros(S + 1, dtype=bool)
-    reached[csgraph.breadth_first_order(graph, S, directed=True, return_predecessors=False)] = True
-    stuck = ~reached[:S]
+    # States reached from the terminal set in the reversed graph are those that can reach it.
+    stuck = ~_reached_from(sparse.csr_array(P_pi > 0).T, terminal)
     if not stuck.any():
         return
     # States that cannot reach the terminal set only lead to such states: walk until a repeat.
@@ -319,7 +306,7 @@ def value_iteration(mdp: TabularMDP, *, epsilon: float | None = None,
                 f"{max_iter:.3g} sweeps; use policy_iteration(mdp) (exact linear solves), a "
                 "larger epsilon, or give max_iter explicitly"
             )
-    max_iter = _read_positive_int(max_iter, "max_iter")
+    max_iter = _read_int(max_iter, "max_iter")
     P3, R2 = _rows(mdp)
     # The kernel stops on gamma * residual / (1 - gamma) <= epsilon - floor (never, if < 0).
     V, Q, n_iter, residual = _kernels.value_iteration_kernel(
@@ -417,7 +404,7 @@ def policy_iteration(mdp: TabularMDP, *, pi0=None, max_iter: int = 1000) -> Plan
     if mdp.kind == "finite":
         raise ValueError("policy_iteration needs a discounted or episodic MDP; for a "
                          "finite-horizon MDP use backward_induction(mdp)")
-    max_iter = _read_positive_int(max_iter, "max_iter")
+    max_iter = _read_int(max_iter, "max_iter")
     if pi0 is None:
         pi = proper_policy(mdp) if mdp.kind == "episodic" else _greedy(mdp.R)
     else:
@@ -426,9 +413,10 @@ def policy_iteration(mdp: TabularMDP, *, pi0=None, max_iter: int = 1000) -> Plan
             raise TypeError(
                 f"pi0 must be a deterministic policy (integer array (S,)), got dtype {arr.dtype}"
             )
-        if arr.shape != (mdp.S,):
-            raise ValueError(f"pi0 has shape {arr.shape}, expected ({mdp.S},)")
-        validate_policy(mdp, arr)
+        try:  # the MDP has no horizon here, so validate_policy only accepts shape (S,)
+            validate_policy(mdp, arr)
+        except ValueError as err:
+            raise ValueError(f"invalid pi0: {err}") from None
         pi = arr.astype(np.int64)
     eye = np.eye(mdp.A)
     states = np.arange(mdp.S)
@@ -496,7 +484,7 @@ def evaluate_policy(mdp: TabularMDP, pi) -> PolicyValue:
         (naming a state on a cycle that never reaches a terminal state).
     """
     _require_mdp(mdp)
-    pi_prob = _policy_matrix(mdp, pi)
+    pi_prob = validate_policy(mdp, pi)
     if mdp.kind == "finite":
         P3, R2 = _rows(mdp)
         V, Q = _kernels.evaluate_finite_kernel(P3, R2, _time_indexed(pi_prob), mdp.gamma, mdp.H,
@@ -531,7 +519,7 @@ def occupancy(mdp: TabularMDP, pi) -> np.ndarray:
         For an invalid policy, or an improper policy of an episodic MDP.
     """
     _require_mdp(mdp)
-    pi_prob = _policy_matrix(mdp, pi)
+    pi_prob = validate_policy(mdp, pi)
     S = mdp.S
     if mdp.kind == "finite":
         pi3 = np.broadcast_to(pi_prob, (mdp.H, S, mdp.A))
@@ -584,6 +572,21 @@ def _read_distribution(mu, shape, name: str) -> np.ndarray:
     return arr
 
 
+def _occupancy_support(mdp: TabularMDP, pi_prob: np.ndarray) -> np.ndarray:
+    """Mask (S, A) of the pairs with positive occupancy under a stationary policy
+    (discounted or episodic MDP): s reachable from supp(mu0) along the edges s -> s' with
+    ``pi(a|s) P[s, a, s'] > 0`` for some a (only s_0 counts when gamma = 0; non-terminal s
+    for episodic MDPs), and ``pi(a|s) > 0``."""
+    acts = pi_prob > 0
+    reached = mdp.mu0 > 0
+    if mdp.gamma > 0.0:
+        adjacency = sparse.csr_array((acts[:, :, None] & (mdp.P > 0)).any(axis=1))
+        reached = _reached_from(adjacency, reached)
+    if mdp.kind == "episodic":
+        reached = reached & ~mdp.terminal
+    return reached[:, None] & acts
+
+
 def C_star(mdp: TabularMDP, mu, pi=None) -> float:
     """Single-policy concentrability ``C* = max_{s,a} d^pi(s, a) / mu(s, a)``
     (Rashidinejad, Zhu, Ma, Jiao and Russell 2021, NeurIPS, "Bridging offline reinforcement
@@ -604,8 +607,10 @@ def C_star(mdp: TabularMDP, mu, pi=None) -> float:
     float
         ``max`` over (h,) s, a of ``d / mu`` where ``d`` is the normalised occupancy of ``pi``
         (discounted: as :func:`occupancy`; finite horizon: per step; episodic: expected visits
-        divided by the expected episode length); pairs with ``d > 0 = mu`` give ``inf``.
-        At least 1, since d and mu both sum to 1.
+        divided by the expected episode length); pairs with ``d > 0 = mu`` give ``inf``, where
+        ``d > 0`` is decided exactly (discounted and episodic: from reachability in the graph
+        of ``P`` under ``pi``, not from the rounded solve). At least 1, since d and mu both
+        sum to 1.
 
     Raises
     ------
@@ -621,14 +626,17 @@ def C_star(mdp: TabularMDP, mu, pi=None) -> float:
         solve = {"discounted": value_iteration, "finite": backward_induction,
                  "episodic": policy_iteration}[mdp.kind]
         pi = solve(mdp).pi
-    d = occupancy(mdp, pi)
+    pi_prob = validate_policy(mdp, pi)
+    d = occupancy(mdp, pi_prob)
     if mdp.kind == "episodic":
         total = d.sum()
         if total == 0.0:
             raise ValueError("mu0 puts all its mass on terminal states: the occupancy is zero")
         d = d / total
     d, mu = np.broadcast_arrays(d, mu)
-    support = d > 0
+    # The forward recursion of a finite horizon leaves exact zeros off the support; a linear
+    # solve may not (~1e-17 at unreachable pairs), so there the support is read off the graph.
+    support = d > 0 if mdp.kind == "finite" else _occupancy_support(mdp, pi_prob)
     if (support & (mu == 0)).any():
         return math.inf
     return float(np.max(d[support] / mu[support]))

@@ -1,14 +1,13 @@
 """Episode rollouts in tabular MDPs, drawn with Walker's alias method (Walker 1977; Vose 1991) inside a Numba kernel."""
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
 from proofs_check.seeding import as_generator
 from tabular import _kernels
-from tabular.mdp import TabularMDP, validate_policy
+from tabular.mdp import TabularMDP, _read_int, _require_mdp, validate_policy
 
 __all__ = ["Episodes", "sample_episodes"]
 
@@ -33,14 +32,6 @@ class Episodes:
     actions: np.ndarray
     rewards: np.ndarray
     lengths: np.ndarray
-
-
-def _read_count(x, name: str, minimum: int) -> int:
-    if isinstance(x, (bool, np.bool_)) or not isinstance(x, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(x).__name__}")
-    if x < minimum:
-        raise ValueError(f"{name} = {x} must be at least {minimum}")
-    return int(x)
 
 
 def _alias_tables(p: np.ndarray) -> np.ndarray:
@@ -116,9 +107,8 @@ def sample_episodes(mdp: TabularMDP, pi, n: int, *, H: int | None = None, seed=N
     TypeError
         If ``mdp`` is not a TabularMDP, or ``n``, ``H`` are not ints.
     """
-    if not isinstance(mdp, TabularMDP):
-        raise TypeError(f"mdp must be a TabularMDP, got {type(mdp).__name__}")
-    n = _read_count(n, "n", 0)
+    _require_mdp(mdp)
+    n = _read_int(n, "n", minimum=0)
     if H is None:
         if mdp.H is None:
             raise ValueError(
@@ -126,7 +116,7 @@ def sample_episodes(mdp: TabularMDP, pi, n: int, *, H: int | None = None, seed=N
                 "after H steps)"
             )
         H = mdp.H
-    H = _read_count(H, "H", 1)
+    H = _read_int(H, "H")
     if mdp.H is not None and H > mdp.H:
         raise ValueError(f"H = {H} exceeds the MDP's horizon H = {mdp.H}")
     rng = as_generator(seed)

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from hypothesis.strategies import SearchStrategy
 
-from tabular.mdp import TabularMDP, validate_policy
+from tabular.mdp import TabularMDP, _require_mdp, validate_policy
 
 __all__ = ["mdps", "policies"]
 
@@ -151,8 +151,7 @@ def policies(mdp: TabularMDP, *, stochastic=st.booleans()) -> SearchStrategy:
     mdp : TabularMDP
     stochastic : bool or strategy, default ``booleans()``
     """
-    if not isinstance(mdp, TabularMDP):
-        raise TypeError(f"mdp must be a TabularMDP, got {type(mdp).__name__}")
+    _require_mdp(mdp)
 
     @st.composite
     def _draw(draw):

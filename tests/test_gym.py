@@ -77,6 +77,12 @@ def test_invalid_actions_and_order():
         TabularEnv(river_swim(), render_mode="human")
     with pytest.raises(ValueError, match="max_episode_steps"):
         TabularEnv(river_swim(), max_episode_steps=0)
+    for flag in (True, np.bool_(True)):
+        with pytest.raises(TypeError, match="max_episode_steps must be an int, got bool"):
+            TabularEnv(river_swim(), max_episode_steps=flag)
+    with pytest.raises(TypeError, match="max_episode_steps must be an int, got float"):
+        TabularEnv(river_swim(), max_episode_steps=2.0)
+    assert TabularEnv(river_swim(), max_episode_steps=np.int64(2)).max_episode_steps == 2
     with pytest.raises(TypeError, match="TabularMDP"):
         TabularEnv("riverswim")
 

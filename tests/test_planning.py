@@ -282,6 +282,10 @@ def test_policy_iteration_bad_input():
         policy_iteration(mdp, pi0=np.full((2, 1), 1.0))
     with pytest.raises(ValueError, match="shape"):
         policy_iteration(mdp, pi0=np.zeros(3, dtype=int))
+    with pytest.raises(ValueError, match=r"invalid pi0: pi has shape \(2, 2\)"):
+        policy_iteration(mdp, pi0=np.zeros((2, 2), dtype=int))
+    with pytest.raises(ValueError, match=r"invalid pi0: pi\[1\] = 1 is not an action \(A = 1\)"):
+        policy_iteration(mdp, pi0=np.array([0, 1]))
     with pytest.raises(ValueError, match="max_iter"):
         policy_iteration(mdp, max_iter=0)
     with pytest.raises(ValueError, match="backward_induction"):
@@ -537,6 +541,37 @@ def test_C_star_infinite_and_bad_mu():
         C_star(mdp, [[1.5, -0.5], [0.0, 0.0]])
     with pytest.raises(ValueError, match="shape"):
         C_star(mdp, np.full((3, 2), 1 / 6))
+
+
+def test_C_star_ignores_rounding_at_unreachable_states():
+    # States 0, 1, 2 and terminal 3; reward -1 off the terminal state. Action 0: 0 -> 2;
+    # 1 -> 1 w.p. 0.8, -> 2 w.p. 0.2; 2 -> 0 w.p. 0.2, -> 3 w.p. 0.8. Action 1: -> 3.
+    # Under pi = action 0 from mu0 = e_0, state 1 is never visited, yet the linear solve
+    # for the visits leaves ~3e-16 there (not 0).
+    P = np.zeros((4, 2, 4))
+    P[0, 0, 2] = 1.0
+    P[1, 0, 1], P[1, 0, 2] = 0.8, 0.2
+    P[2, 0, 0], P[2, 0, 3] = 0.2, 0.8
+    P[:, 1, 3] = 1.0
+    P[3, :, 3] = 1.0
+    R = np.full((4, 2), -1.0)
+    R[3] = 0.0
+    mdp = TabularMDP(P, R, [1.0, 0.0, 0.0, 0.0], terminal=[3])
+    pi = np.zeros(4, dtype=np.int64)
+    # Visits x0 = 1 + 0.2 x2, x2 = x0: x0 = x2 = 1.25, normalised d(0, 0) = d(2, 0) = 1/2.
+    mu = np.array([[0.2, 0.0], [0.0, 0.1], [0.5, 0.2], [0.0, 0.0]])
+    assert C_star(mdp, mu, pi) == pytest.approx(max(0.5 / 0.2, 0.5 / 0.5), rel=1e-12)
+    # The same graph, discounted: d(0, 0) = (1 - g) / (1 - g^2 / 5) x 1 and
+    # d(2, 0) = g d(0, 0) (g = 0.9), d = 0 at state 1 and at the absorbing state 3, whose
+    # entry needs mu > 0 here (it is reached).
+    g = 0.9
+    disc = mdp.replace(gamma=g, terminal=None)
+    d0 = (1 - g) / (1 - 0.2 * g**2)
+    d2 = g * d0
+    mu_disc = np.array([[0.3, 0.0], [0.0, 0.1], [0.3, 0.0], [0.3, 0.0]])
+    d3 = 1.0 - d0 - d2
+    expected = max(d0 / 0.3, d2 / 0.3, d3 / 0.3)
+    assert C_star(disc, mu_disc, pi) == pytest.approx(expected, rel=1e-12)
 
 
 def test_C_star_per_step_data_finite_horizon():
