@@ -66,34 +66,68 @@ def _validate_arms(arms, nA: int) -> np.ndarray:
     return arr
 
 
-def _validate_mu(mu, nA: int) -> np.ndarray:
-    """Return the behaviour distribution ``mu`` as a float64 ``(nA,)`` array summing to 1.
+def _as_array(values, name: str) -> np.ndarray:
+    """``np.asarray(values)``, with a message naming ``name`` when ``values`` is ragged
+    (nested sequences of different lengths) instead of numpy's "inhomogeneous shape"."""
+    try:
+        return np.asarray(values)
+    except ValueError as error:
+        if "inhomogeneous" not in str(error):
+            raise
+        raise ValueError(f"{name} is ragged (nested sequences of different lengths); it must be "
+                         "a rectangular array") from None
 
-    Entries must be finite and non-negative and sum to 1 within ``16 * nA * eps``, with
-    ``eps`` the machine epsilon of ``mu``'s dtype (float64's for integers), as
-    :class:`tabular.TabularMDP` treats ``P``. A lower-precision ``mu`` (e.g. float32) that
-    passes is divided by its float64 sum, so that numpy's samplers accept it.
+
+def _real_array(values, name: str) -> np.ndarray:
+    """``values`` as a numpy array of real numbers (bool, int or float).
+
+    Raises
+    ------
+    TypeError
+        If the dtype is not bool, integer or float.
+    ValueError
+        If ``values`` is ragged (see :func:`_as_array`).
     """
-    arr = np.asarray(mu)
+    arr = _as_array(values, name)
     if arr.dtype.kind not in "biuf":
-        raise TypeError(f"mu must be real numbers, got dtype {arr.dtype}")
+        raise TypeError(f"{name} must be real numbers, got dtype {arr.dtype}")
+    return arr
+
+
+def _validate_distribution(values, name: str, shape: tuple, what: str) -> np.ndarray:
+    """``values`` as a float64 probability array of ``shape``, or raise naming the entry.
+
+    Entries must be finite and non-negative and sum to 1 within ``16 * size * eps``, with
+    ``eps`` the machine epsilon of the input's dtype (float64's for integers), as
+    :class:`tabular.TabularMDP` treats ``P``. A lower-precision input (e.g. float32) that
+    passes is divided by its float64 sum, so that numpy's samplers accept it. ``what``
+    completes the shape message (e.g. "to match the bandit's nA").
+    """
+    arr = _real_array(values, name)
     eps64 = float(np.finfo(np.float64).eps)
     # The sum is taken in float64, so no dtype gets a tolerance below float64's.
     eps = max(float(np.finfo(arr.dtype).eps), eps64) if arr.dtype.kind == "f" else eps64
     arr = arr.astype(np.float64)
-    if arr.shape != (nA,):
-        raise ValueError(f"mu must have shape ({nA},) to match the bandit's nA, got {arr.shape}")
+    if arr.shape != shape:
+        raise ValueError(f"{name} must have shape {shape} {what}, got {arr.shape}")
     bad = np.flatnonzero(~np.isfinite(arr) | (arr < 0))
     if bad.size:
-        a = bad[0]
-        raise ValueError(f"mu[{a}] = {plain(arr[a])} is {'not finite' if not np.isfinite(arr[a]) else 'negative'}")
-    atol = 16 * nA * eps
+        i = np.unravel_index(bad[0], arr.shape)
+        why = "not finite" if not np.isfinite(arr[i]) else "negative"
+        raise ValueError(f"{name}{_index(i)} = {plain(arr[i])} is {why}")
+    atol = 16 * arr.size * eps
     total = arr.sum()
     if abs(total - 1.0) > atol:
-        raise ValueError(f"mu sums to {float(total)!r}, not 1 (atol {atol:.2g})")
-    if abs(total - 1.0) > 16 * nA * eps64:
+        raise ValueError(f"{name} sums to {float(total)!r}, not 1 (atol {atol:.2g})")
+    if abs(total - 1.0) > 16 * arr.size * eps64:
         arr = arr / total
     return arr
+
+
+def _validate_mu(mu, nA: int) -> np.ndarray:
+    """Return the behaviour distribution ``mu`` as a float64 ``(nA,)`` array summing to 1
+    (the checks of :func:`_validate_distribution`)."""
+    return _validate_distribution(mu, "mu", (nA,), "to match the bandit's nA")
 
 
 def _validate_count(value, name: str, minimum: int, capped: bool = False) -> int:

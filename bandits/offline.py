@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from bandits.environments import MAX_COUNT, _index
+from bandits.environments import MAX_COUNT, _as_array, _index, _real_array
 from proofs_check.messages import plain
 
 __all__ = [
@@ -45,12 +45,21 @@ class Choice(NamedTuple):
     nothing_seen: np.ndarray
 
 
-def _validate_counts(counts) -> np.ndarray:
-    arr = np.asarray(counts)
+_SHAPES = "(nA,) or (R, nA) with nA >= 1"
+
+
+def _validate_counts(counts, ndims=(1, 2), shapes=_SHAPES) -> np.ndarray:
+    """``counts`` as int64, or raise naming the bad entry.
+
+    ``ndims`` are the accepted numbers of dimensions, the last ``min(ndims)`` of which must
+    be non-empty; ``shapes`` describes them in the message (:mod:`bandits.contextual` passes
+    ``(2, 3)`` for ``(S, nA)`` and ``(R, S, nA)``).
+    """
+    arr = _as_array(counts, "counts")
     if arr.dtype.kind not in "iuf":
         raise TypeError(f"counts must be integers, got dtype {arr.dtype}")
-    if arr.ndim not in (1, 2) or arr.shape[-1] < 1:
-        raise ValueError(f"counts must have shape (nA,) or (R, nA) with nA >= 1, got {arr.shape}")
+    if arr.ndim not in ndims or min(arr.shape[-min(ndims):]) < 1:
+        raise ValueError(f"counts must have shape {shapes}, got {arr.shape}")
     # Checked before the int64 conversion, which would wrap 2**63 or 1e300 to garbage.
     limits = np.iinfo(arr.dtype) if arr.dtype.kind in "iu" else np.finfo(arr.dtype)
     # float16 cannot hold MAX_COUNT (comparing would overflow), nor any count above it.
@@ -70,24 +79,25 @@ def _validate_counts(counts) -> np.ndarray:
     return arr.astype(np.int64)
 
 
-def _validate_statistics(counts, reward_sums) -> tuple[np.ndarray, np.ndarray]:
-    counts = _validate_counts(counts)
-    sums = np.asarray(reward_sums)
-    if sums.dtype.kind not in "biuf":
-        raise TypeError(f"reward_sums must be real numbers, got dtype {sums.dtype}")
-    sums = sums.astype(np.float64)
+def _validate_statistics(counts, reward_sums, ndims=(1, 2), shapes=_SHAPES,
+                         unit="an arm") -> tuple[np.ndarray, np.ndarray]:
+    """Validated ``(counts int64, reward_sums float64)``; ``unit`` names a cell in messages."""
+    counts = _validate_counts(counts, ndims, shapes)
+    sums = _real_array(reward_sums, "reward_sums").astype(np.float64)
     if sums.shape != counts.shape:
         raise ValueError(f"reward_sums has shape {sums.shape}, counts has {counts.shape}: they must match")
     bad = np.flatnonzero(~np.isfinite(sums) | ((counts == 0) & (sums != 0)))
     if bad.size:
         i = np.unravel_index(bad[0], sums.shape)
-        why = "is not finite" if not np.isfinite(sums[i]) else "is non-zero for an arm with count 0"
+        why = "is not finite" if not np.isfinite(sums[i]) else f"is non-zero for {unit} with count 0"
         raise ValueError(f"reward_sums{_index(i)} = {plain(sums[i])} {why}")
     return counts, sums
 
 
 def _validate_delta(delta, bonus_scale) -> None:
-    if not (isinstance(delta, (int, float, np.integer, np.floating)) and 0 < delta < 1):
+    """``delta`` in (0, 1) (a bool is not a number here) and ``bonus_scale`` finite and > 0."""
+    number = isinstance(delta, (int, float, np.integer, np.floating)) and not isinstance(delta, (bool, np.bool_))
+    if not (number and 0 < delta < 1):
         raise ValueError(f"delta must be a number in (0, 1), got {plain(delta)}")
     if not (isinstance(bonus_scale, (int, float, np.integer, np.floating)) and 0 < bonus_scale < np.inf):
         raise ValueError(f"bonus_scale must be a finite number > 0, got {plain(bonus_scale)}")

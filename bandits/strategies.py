@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from bandits.environments import BernoulliBandit, GaussianBandit
 
-__all__ = ["bandits", "behaviour_distributions"]
+__all__ = ["bandits", "behaviour_distributions", "contextual_bandits"]
 
 _KINDS = ("bernoulli", "gaussian")
 
@@ -97,3 +97,33 @@ def behaviour_distributions(draw, nA):
     if w.sum() == 0:
         w[draw(st.integers(0, n - 1))] = 1.0
     return w / w.sum()
+
+
+@st.composite
+def contextual_bandits(draw, *, S=st.integers(1, 5), nA=st.integers(2, 4), min_gap=None, full_support=False):
+    """Draw a :class:`bandits.contextual.ContextualBandit` (Bernoulli rewards).
+
+    Parameters
+    ----------
+    S, nA : int or strategy of int
+        Numbers of contexts (>= 1) and actions (>= 1); defaults ``integers(1, 5)`` and
+        ``integers(2, 4)``.
+    min_gap : float or None
+        If given, in every context the best action is unique and beats the others by at
+        least ``min_gap`` (as :func:`bandits`).
+    full_support : bool, default False
+        If True, every context has ``rho(s) > 0``; otherwise some may have mass 0.
+
+    Returns
+    -------
+    hypothesis strategy of ContextualBandit
+    """
+    from bandits.contextual import ContextualBandit
+
+    n_contexts, n_actions = draw(_as_strategy(S)), draw(_as_strategy(nA))
+    low = 0.05 if full_support else 0.0
+    rho = np.array(draw(st.lists(st.floats(low, 1.0), min_size=n_contexts, max_size=n_contexts)))
+    if rho.sum() == 0:
+        rho[draw(st.integers(0, n_contexts - 1))] = 1.0
+    rows = [draw(bandits(nA=n_actions, min_gap=min_gap)).means for _ in range(n_contexts)]
+    return ContextualBandit(rho / rho.sum(), np.stack(rows))

@@ -1,6 +1,7 @@
 """Tabular MDPs (Puterman 1994, ch. 2-4; SSP assumptions: Bertsekas and Tsitsiklis 1991) as validated, immutable arrays."""
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -86,12 +87,17 @@ def normalize_rows(P) -> np.ndarray:
     return P / sums
 
 
-def _read_gamma(gamma) -> float:
+def _read_gamma(gamma, allow_one: bool = True) -> float:
+    """``gamma`` as a float in [0, 1] ([0, 1) when ``allow_one`` is False).
+
+    Raises TypeError for a non-real (bools included), ValueError out of range.
+    """
     if isinstance(gamma, (bool, np.bool_)) or not isinstance(gamma, numbers.Real):
         raise TypeError(f"gamma must be a real number, got {type(gamma).__name__}")
     gamma = float(gamma)
-    if not 0.0 <= gamma <= 1.0:
-        raise ValueError(f"gamma = {gamma!r} must lie in [0, 1]")
+    upper_ok = gamma <= 1.0 if allow_one else gamma < 1.0  # False for NaN
+    if not (gamma >= 0.0 and upper_ok):
+        raise ValueError(f"gamma = {gamma!r} must lie in [0, 1{']' if allow_one else ')'}")
     return gamma
 
 
@@ -110,6 +116,24 @@ def _read_int(x, name: str, minimum: int = 1) -> int:
     if x < minimum:
         raise ValueError(f"{name} = {x} must be at least {minimum}")
     return int(x)
+
+
+def _read_positive(x, name: str, *, allow_zero: bool = False, allow_inf: bool = False) -> float:
+    """``x`` as a float, checked to be a real number (not a bool), ``> 0`` (``>= 0`` with
+    ``allow_zero``) and finite (``inf`` also accepted with ``allow_inf``).
+
+    Raises TypeError for a non-real, ValueError otherwise (NaN included); messages name ``name``.
+    """
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(x).__name__}")
+    x = float(x)
+    sign_ok = x >= 0 if allow_zero else x > 0  # False for NaN
+    size_ok = math.isfinite(x) or (allow_inf and x == math.inf)
+    if not (sign_ok and size_ok):
+        sign = "non-negative" if allow_zero else "positive"
+        size = " (inf allowed)" if allow_inf else " and finite"
+        raise ValueError(f"{name} = {x!r} must be {sign}{size}")
+    return x
 
 
 def _read_H(H) -> int | None:

@@ -22,10 +22,11 @@ VENUE = "NeurIPS (arXiv 2103.12021)"
 YEAR = 2021
 
 # Symbols, all positive; gamma < 1, C_star >= 1 and similar ranges are stated in assumptions.
-_NAMES = "N nA S C_star C c gap_max delta N_a N_astar gamma epsilon H C_star_clipped"
+_NAMES = "N nA S C_star C c gap_max delta N_a N_astar N_sa gamma epsilon H C_star_clipped"
 SYMBOLS = {s.name: s for s in sympy.symbols(_NAMES, positive=True)}
 N, nA, S, C_star, C, c = (SYMBOLS[k] for k in ("N", "nA", "S", "C_star", "C", "c"))
 gap_max, delta, N_a, N_astar = (SYMBOLS[k] for k in ("gap_max", "delta", "N_a", "N_astar"))
+N_sa = SYMBOLS["N_sa"]
 gamma, epsilon, H, C_star_clipped = (SYMBOLS[k] for k in ("gamma", "epsilon", "H", "C_star_clipped"))
 
 HALF = sympy.Rational(1, 2)
@@ -158,10 +159,10 @@ LCB_CB_UPPER = Bound(
     symbols=_symbols(_cb_upper),
     source=_source("contextual-bandit upper bound for LCB (theorem number not re-checked)", "recalled"),
     assumptions=(
-        "S contexts s ~ rho, actions a ~ mu(.|s); N iid samples; rewards in [0, 1]",
+        "S contexts, J(pi) = E_{s ~ rho} r(s, pi(s)); N iid (s, a, r), (s, a) ~ mu jointly; rewards in [0, 1]",
         _CB_CSTAR,
-        "C_star >= 1; LCB with delta = 1/N per context",
-        "up to log factors; min(1, .) cap omitted",
+        "C_star >= 1; LCB per context with b[s, a] = sqrt(log(2 S nA / delta) / (2 N[s, a])) (LCB_CB_BONUS), delta = 1/N",
+        "up to log factors; min(1, .) cap on the first term omitted: min(1, sqrt(S (C_star - 1)/N)) + S/N",
     ),
     delta=None,
     kind="upper",
@@ -185,6 +186,37 @@ CB_MINIMAX_LOWER = Bound(
     kind="lower",
     quantity="minimax expected sub-optimality (contextual bandit)",
     constant="c",
+)
+
+_cb_bonus = sympy.sqrt(sympy.log(2 * S * nA / delta) / (2 * N_sa))
+LCB_CB_BONUS = Bound(
+    name="LCB_CB_BONUS",
+    expr=_cb_bonus,
+    symbols=_symbols(_cb_bonus),
+    source=_source("LCB for contextual bandits: per-context Hoeffding penalty (algorithm definition)", "recalled"),
+    assumptions=(
+        "pair (s, a) seen N_sa >= 1 times; union bound over all S * nA pairs",
+        "unseen pairs: never preferred over a seen action (library convention); unseen contexts get action 0",
+    ),
+    delta=None,
+    kind="identity",
+    quantity="LCB penalty b[s, a] (contextual bandit)",
+)
+
+LCB_CB_EVENT = Bound(
+    name="LCB_CB_EVENT",
+    expr=delta,
+    symbols=_symbols(delta, "S", "nA", "N_sa"),
+    source=_source("LCB for contextual bandits: concentration event (Hoeffding + union bound over S nA pairs; "
+                   "standard argument, not a statement of the paper)", "derived"),
+    assumptions=(
+        "rewards in [0, 1]; conditionally on the counts N[s, a], rewards of pair (s, a) are iid",
+        "b[s, a] as LCB_CB_BONUS for each seen pair",
+        "each seen pair fails with probability <= 2 exp(-2 N_sa b^2) = delta / (S nA); union over S nA pairs",
+    ),
+    delta=None,
+    kind="upper",
+    quantity="failure probability P(exists seen (s, a): |rhat[s, a] - r[s, a]| > b[s, a])",
 )
 
 _missing_mass = (S - 1) / N * (1 - 1 / N) ** N
@@ -287,6 +319,8 @@ CLAIMS = {
         LCB_EVENT_SUBOPT,
         LCB_CB_UPPER,
         CB_MINIMAX_LOWER,
+        LCB_CB_BONUS,
+        LCB_CB_EVENT,
         CB_MISSING_MASS,
         VI_LCB_MDP_UPPER,
         VI_LCB_MDP_NEAR_EXPERT,
