@@ -164,3 +164,104 @@ def policies(mdp: TabularMDP, *, stochastic=st.booleans()) -> SearchStrategy:
         return pi
 
     return _draw()
+
+
+# --- tree MDPs (tabular.tree) ---------------------------------------------------------------
+
+__all__ += ["tree_mdps", "tree_policies"]
+
+_TREE_REWARDS = ("binary", "float")
+
+
+def tree_mdps(*, n_vocab=st.integers(2, 4), depth=st.integers(1, 4), n_prompts=st.integers(1, 3),
+              rewards="binary", eos=st.booleans(), max_leaves=256) -> SearchStrategy:
+    """A strategy drawing valid :class:`~tabular.tree.TreeMDP` instances.
+
+    Every argument may be a plain value or a Hypothesis strategy drawing one.
+
+    Parameters
+    ----------
+    n_vocab, depth, n_prompts : int or strategy
+        The depth is lowered until ``n_vocab**depth <= max_leaves``.
+    rewards : {"binary", "float"} or strategy
+        ``"binary"``: each prompt draws a pattern: no correct leaf, exactly one, all, or each
+        leaf correct with a drawn density. ``"float"``: rewards uniform in [0, 1] with a drawn
+        share of exact zeros.
+    eos : bool or strategy
+        Whether to draw an end-of-sequence token (rewards are then 0 on non-answer leaves).
+    max_leaves : int
+
+    Raises
+    ------
+    ValueError
+        At draw time, for an unknown reward kind.
+    """
+    from tabular.tree import TreeMDP, _levels
+
+    @st.composite
+    def _draw(draw):
+        V = _value(draw, n_vocab)
+        D = _value(draw, depth)
+        while D > 1 and V**D > max_leaves:
+            D -= 1
+        n = _value(draw, n_prompts)
+        kind = _value(draw, rewards)
+        if kind not in _TREE_REWARDS:
+            raise ValueError(f"rewards = {kind!r} must be one of {_TREE_REWARDS}")
+        e = draw(st.integers(0, V - 1)) if _value(draw, eos) else None
+        answers = np.flatnonzero(_levels(V, D, e)[2])
+        rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+        R = np.zeros((n, V**D))
+        for x in range(n):
+            if kind == "float":
+                zero_share = draw(st.sampled_from([0.0, 0.5, 0.9]))
+                values = rng.random(answers.size)
+                R[x, answers] = np.where(rng.random(answers.size) < zero_share, 0.0, values)
+                continue
+            pattern = draw(st.sampled_from(["density", "none", "one", "all"]))
+            if pattern == "one":
+                R[x, answers[draw(st.integers(0, answers.size - 1))]] = 1.0
+            elif pattern == "all":
+                R[x, answers] = 1.0
+            elif pattern == "density":
+                R[x, answers] = rng.random(answers.size) < draw(st.floats(0.0, 1.0))
+        return TreeMDP(R, n_vocab=V, depth=D, eos=e)
+
+    return _draw()
+
+
+def tree_policies(tree, *, shared=st.booleans(), scale=st.floats(0.0, 3.0),
+                  masked=False) -> SearchStrategy:
+    """A strategy drawing a :class:`~tabular.tree.TreePolicy` for ``tree``.
+
+    Logits are normal with standard deviation ``scale``; with ``shared`` True, the policy has
+    both parts (``z_shared`` and ``z_prompt``, ``c`` drawn in [0.1, 2]), else per-prompt
+    tables (``c = 1``, ``z_shared = 0``, trained part ``z_prompt``). With ``masked`` True
+    each logit of ``z_prompt`` is ``-inf`` with probability 0.2, except one token per row,
+    drawn per row, which stays (every row keeps a token; masks matter only when ``c > 0``,
+    which both kinds have).
+    """
+    from tabular.tree import TreeMDP, TreePolicy
+
+    if not isinstance(tree, TreeMDP):
+        raise TypeError(f"tree must be a TreeMDP, got {type(tree).__name__}")
+
+    @st.composite
+    def _draw(draw):
+        sigma = _value(draw, scale)
+        rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+        shape = (tree.n_nodes, tree.n_vocab)
+        z_prompt = sigma * rng.standard_normal((tree.n_prompts,) + shape)
+        if _value(draw, shared):
+            policy = TreePolicy(sigma * rng.standard_normal(shape), z_prompt,
+                                draw(st.floats(0.1, 2.0)))
+        else:
+            policy = TreePolicy.tabular(z_prompt)
+        if _value(draw, masked) and tree.n_vocab > 1:
+            mask = rng.random(z_prompt.shape) < 0.2
+            keep = rng.integers(tree.n_vocab, size=z_prompt.shape[:-1] + (1,))
+            np.put_along_axis(mask, keep, False, axis=-1)  # a drawn token stays in each row
+            policy.z_prompt[mask] = -np.inf
+        return policy
+
+    return _draw()
