@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 nbformat = pytest.importorskip("nbformat")
@@ -46,8 +47,62 @@ def check_01(values):
     # probability below 1e-7 at N >= 100, so the worst case (gap 0.45) is ~0.45 at every N.
     assert min(values["mpa_c4"]) >= 0.449
 
+PROBE_02 = """
+import json, sys
+print(json.dumps({"executable": sys.executable, "config": CONFIG,
+    "figures_ok": [rep_cb.ok, rep_mdp.ok, rep_tw.ok, rep_st.ok],
+    "C_grid": C_grid.tolist(), "bc": sweep["mpa"].tolist(), "lcb": sweep["lcb"].tolist(),
+    "mm_ratio": (res_cb["p2_mean"] / mm_exact).ravel().tolist(),
+    "valid_V_max": float(res_mdp["valid_V_max"].max()),
+    "rcsl_successes": int(res_st["successes_rcsl"])}))
+"""
 
-PROBES = {"01_pessimism_lcb.ipynb": (PROBE_01, check_01)}
+
+def check_02(values):
+    assert Path(values["executable"]).resolve() == Path(sys.executable).resolve()
+    assert values["config"] == "smoke"
+    assert values["figures_ok"] == [True, True, True, True]
+    C, bc, lcb = (np.array(values[k]) for k in ("C_grid", "bc", "lcb"))
+    # Cloning (most-played action) is right when mu(a*|s) = 1/C* > 1/2 with overwhelming
+    # probability at N = 2000 and wrong (losing the whole gap 0.25) when 1/C* < 1/2.
+    assert np.all(bc[C <= 1.5] <= 1e-3) and np.all(bc[C >= 2.5] >= 0.24)
+    assert np.all(lcb[C >= 2] < bc[C >= 2])
+    # Missing mass: simulated means within 10% of (S-1)(1/N)(1-1/N)^N.
+    assert all(0.9 <= r <= 1.1 for r in values["mm_ratio"])
+    # Fold size m <= Vmax^2 L_c at c = 1/2 makes every penalty >= 1: VI-LCB never updates.
+    assert values["valid_V_max"] == 0.0
+    assert values["rcsl_successes"] == 0
+
+
+# Notebooks 06 and 08 end with a dict PROBE of their key numbers.
+PROBE_DICT = """
+import json, sys
+print(json.dumps({**PROBE, "executable": sys.executable}))
+"""
+
+
+def check_06(values):
+    assert Path(values["executable"]).resolve() == Path(sys.executable).resolve()
+    assert values["config"] == "smoke"
+    assert values["lp_vs_vi_max_abs"] <= 1e-9          # LP optimum = value iteration
+    assert values["J_path_monotone"] is True            # J(pi_a) non-increasing in a_reg
+    assert values["tv_robust_lam0_error"] <= 1e-6      # TV backup -> min over all states
+
+
+def check_08(values):
+    assert Path(values["executable"]).resolve() == Path(sys.executable).resolve()
+    assert values["config"] == "smoke"
+    assert values["passk_exact_ok"] is True and values["brorl_mass_balance_ok"] is True
+    assert values["mass_balance_identity_error"] <= 1e-12
+    pk = values["pass_at_k"]
+    # pass@k of a prompt with accuracy p is 1 - (1 - p)^k, computed here independently.
+    assert abs(pk["exact"] - (1 - (1 - pk["p"]) ** pk["k"])) <= 1e-12
+
+
+PROBES = {"01_pessimism_lcb.ipynb": (PROBE_01, check_01),
+          "02_offline_rl_pessimism.ipynb": (PROBE_02, check_02),
+          "06_dual_rl.ipynb": (PROBE_DICT, check_06),
+          "08_rlvr_exact.ipynb": (PROBE_DICT, check_08)}
 
 GOOD_01 = {"executable": sys.executable, "config": "smoke", "verdict_ok": True,
            "test6_lcb": 0.0, "test6_greedy": 0.1, "mpa_c4": [0.45] * 4}
@@ -65,6 +120,49 @@ def test_check_01_catches_planted_errors(planted):
     check_01(GOOD_01)
     with pytest.raises(AssertionError):
         check_01({**GOOD_01, **planted})
+
+
+GOOD_02 = {"executable": sys.executable, "config": "smoke", "figures_ok": [True] * 4,
+           "C_grid": [1.0, 1.5, 2.5, 4.0], "bc": [0.0, 0.0, 0.25, 0.25],
+           "lcb": [0.0, 0.0, 0.05, 0.08], "mm_ratio": [1.0, 0.98], "valid_V_max": 0.0,
+           "rcsl_successes": 0}
+
+
+@pytest.mark.parametrize("planted", [
+    {"config": "quick"},
+    {"figures_ok": [True, False, True, True]},
+    {"bc": [0.0, 0.01, 0.25, 0.25]},        # cloning wrong although mu(a*|s) > 1/2
+    {"lcb": [0.0, 0.0, 0.3, 0.08]},          # LCB no better than cloning at C* >= 2
+    {"mm_ratio": [1.0, 1.3]},                # missing-mass level off
+    {"valid_V_max": 0.1},                    # VI-LCB updated at c = 1/2
+    {"rcsl_successes": 3},
+])
+def test_check_02_catches_planted_errors(planted):
+    check_02(GOOD_02)
+    with pytest.raises(AssertionError):
+        check_02({**GOOD_02, **planted})
+
+
+GOOD_06 = {"executable": sys.executable, "config": "smoke", "lp_vs_vi_max_abs": 1e-11,
+           "J_path_monotone": True, "tv_robust_lam0_error": 1e-9}
+GOOD_08 = {"executable": sys.executable, "config": "smoke", "passk_exact_ok": True,
+           "brorl_mass_balance_ok": True, "mass_balance_identity_error": 0.0,
+           "pass_at_k": {"p": 0.3, "k": 8, "exact": 1 - 0.7 ** 8}}
+
+
+@pytest.mark.parametrize("check, good, planted", [
+    (check_06, GOOD_06, {"lp_vs_vi_max_abs": 1e-6}),
+    (check_06, GOOD_06, {"J_path_monotone": False}),
+    (check_06, GOOD_06, {"tv_robust_lam0_error": 1e-3}),
+    (check_06, GOOD_06, {"config": "quick"}),
+    (check_08, GOOD_08, {"passk_exact_ok": None}),
+    (check_08, GOOD_08, {"mass_balance_identity_error": 1e-6}),
+    (check_08, GOOD_08, {"pass_at_k": {"p": 0.3, "k": 8, "exact": 1 - 0.3 ** 8}}),
+])
+def test_check_06_08_catch_planted_errors(check, good, planted):
+    check(good)
+    with pytest.raises(AssertionError):
+        check({**good, **planted})
 
 
 def test_notebooks_exist_and_have_probes():
