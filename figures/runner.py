@@ -14,6 +14,7 @@ recomputing, so an interrupted or failed sweep keeps what it finished.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import json
@@ -141,15 +142,29 @@ def _run_params(module, config) -> list[dict]:
     return [{} for _ in range(int(config.get("n_runs", 1)))]
 
 
+@functools.lru_cache(maxsize=1)
+def _code_digest() -> str:
+    """Hash of boundlab's own source files, so that edited code never reuses stale runs."""
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for package in ("tabular", "bandits", "proofs_check", "figures"):
+        for path in sorted((root / package).rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _run_key(module, config, seed) -> str:
-    """Hash of what determines the runs: module, version, seed and the keys runs read.
+    """Hash of what determines the runs: module, code, seed and the keys runs read.
 
     Keys the module lists in ``AGGREGATE_KEYS`` (e.g. bootstrap resamples) only affect the
-    aggregation, so changing them reuses the runs.
+    aggregation, so changing them reuses the runs. Any edit of boundlab's source changes
+    the key.
     """
     skip = set(getattr(module, "AGGREGATE_KEYS", ())) | {"config_name", "seed"}
     blob = json.dumps(
-        {"module": module.__name__, "version": _versions()["boundlab"], "seed": seed,
+        {"module": module.__name__, "version": _versions()["boundlab"], "code": _code_digest(),
+         "seed": seed,
          "config": {k: v for k, v in config.items() if k not in skip}},
         sort_keys=True, default=str,
     )

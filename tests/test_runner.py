@@ -56,6 +56,15 @@ def test_other_seed_or_config_does_not_reuse_runs(tmp_path):
     assert _run(jobs=1, tmp_path=tmp_path, seed=1).n_loaded == 6
 
 
+def test_edited_code_does_not_reuse_runs(tmp_path, monkeypatch):
+    import figures.runner as runner
+
+    _run(jobs=1, tmp_path=tmp_path)
+    assert runner._code_digest() == runner._code_digest.__wrapped__()  # cached = fresh
+    monkeypatch.setattr(runner, "_code_digest", lambda: "edited-source")
+    assert _run(jobs=1, tmp_path=tmp_path).n_loaded == 0
+
+
 def test_outputs_written(tmp_path):
     reproduce(fixture_figures, "smoke", seed=3, out=tmp_path, progress=False)
     for name in ("fixture.png", "fixture.pdf", "results.npz", "results.json", "verdict.txt"):
