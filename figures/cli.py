@@ -1,7 +1,9 @@
 """The ``boundlab`` command line: list, reproduce and check the library's figures.
 
 Exit codes: 0 the data support the claim, 1 they do not, 2 an error (bad arguments, a
-failed run, or an experiment that cannot decide, such as a grid too narrow).
+failed run, or an experiment that cannot decide, such as a grid too narrow). For an
+empirical claim (a paper's experimental finding, DESIGN.md) 0 and 1 cover its asserted
+sub-claims only; whether the paper's effect showed in the toy is in the printed verdict.
 """
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import json
 import sys
 
 EXIT_SUPPORTED, EXIT_NOT_SUPPORTED, EXIT_ERROR = 0, 1, 2
+EMPIRICAL_NOTE = ("[empirical claim: the exit code covers its asserted sub-claims only; "
+                  "whether the paper's effect showed in this toy is stated below]")
 
 
 def _parse_value(text: str):
@@ -73,6 +77,8 @@ def _run(args) -> int:
         overrides=_overrides(args.set), progress=not args.no_progress,
         draw=args.command == "reproduce",
     )
+    if result.kind == "empirical":
+        print(EMPIRICAL_NOTE)
     print(result.text)
     if args.command == "reproduce":
         print(f"wrote {out}/{result.name}.png, .pdf, results.npz, results.json, verdict.txt")

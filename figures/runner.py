@@ -56,6 +56,10 @@ class Reproduction:
         The output folder (None when nothing was written).
     n_loaded : int
         How many runs were loaded from earlier work rather than computed.
+    kind : str
+        The claim's kind: "theorem", "identity" or "empirical". For an empirical claim
+        ``ok`` covers only its asserted sub-claims; whether the paper's effect showed in the
+        toy ("reproduced" or "not reproduced in this toy") is stated in ``text``.
     """
 
     name: str
@@ -65,6 +69,7 @@ class Reproduction:
     text: str
     out: Path | None
     n_loaded: int
+    kind: str = "theorem"
 
 
 CONTRACT = ("CLAIM", "CONFIGS", "run_one", "aggregate", "plot", "verdict")
@@ -271,7 +276,8 @@ def _versions() -> dict:
     return versions
 
 
-def _write_outputs(out: Path, name: str, config: dict, results: dict, fig, ok, text, elapsed):
+def _write_outputs(out: Path, name: str, config: dict, results: dict, fig, ok, text, elapsed,
+                   kind):
     out.mkdir(parents=True, exist_ok=True)
     fig.savefig(out / f"{name}.png", dpi=150)
     fig.savefig(out / f"{name}.pdf")
@@ -282,6 +288,7 @@ def _write_outputs(out: Path, name: str, config: dict, results: dict, fig, ok, t
         "figure": name,
         "seed": config["seed"],
         "config": config,
+        "claim_kind": kind,
         "verdict": {"ok": ok, "text": text},
         "results": scalars,
         "versions": _versions(),
@@ -353,7 +360,7 @@ def reproduce(name, config_name: str = "quick", *, seed: int = 0, jobs: int = 1,
 
         fig = module.plot(results)
         _write_outputs(Path(out), fig_name, config, results, fig, ok, text,
-                       time.perf_counter() - start)
+                       time.perf_counter() - start, module.CLAIM.kind)
         plt.close(fig)
     return Reproduction(fig_name, config, results, ok, text,
-                        None if out is None else Path(out), n_loaded)
+                        None if out is None else Path(out), n_loaded, module.CLAIM.kind)

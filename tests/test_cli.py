@@ -65,3 +65,13 @@ def test_bad_figure_names_and_overrides_exit_2(args, message, capsys, tmp_path):
     assert main(args + ["--out", str(tmp_path)]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_empirical_claims_say_what_the_exit_code_covers(tmp_path, capsys):
+    from figures.cli import EMPIRICAL_NOTE
+
+    assert main(["check", "stitching", "--config", "smoke", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == EMPIRICAL_NOTE and "reproduced" in out[1]
+    assert main(["check", "rover-tree", "--config", "smoke", "--out", str(tmp_path / "t")]) == 0
+    assert EMPIRICAL_NOTE not in capsys.readouterr().out   # an identity: no note
