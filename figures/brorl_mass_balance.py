@@ -97,18 +97,11 @@ def runs(config) -> list[dict]:
 
 def instance(config, n_head: int):
     """The token probabilities ``p`` (V,) and the correct mask ``C`` (V,), with ``n_head``
-    correct tokens above the median logit."""
-    rng = np.random.default_rng(config["instance_seed"])
-    z = config["logit_scale"] * rng.standard_normal(config["V"])
-    p = np.exp(z - z.max())
-    p /= p.sum()
-    order = np.argsort(z)
-    half = config["V"] // 2
-    tail, head = order[:half], order[half:]
-    correct = np.zeros(config["V"], dtype=bool)
-    correct[rng.choice(tail, config["n_correct"] - n_head, replace=False)] = True
-    correct[rng.choice(head, n_head, replace=False)] = True
-    return p, correct
+    correct tokens above the median logit (:func:`tabular.rlvr.brorl.sheet_bandit`)."""
+    from tabular.rlvr.brorl import sheet_bandit
+
+    return sheet_bandit(config["V"], config["n_correct"], n_head, config["logit_scale"],
+                        np.random.default_rng(config["instance_seed"]))
 
 
 def draw_counts(config, seed) -> np.ndarray:

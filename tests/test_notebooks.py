@@ -99,10 +99,22 @@ def check_08(values):
     assert abs(pk["exact"] - (1 - (1 - pk["p"]) ** pk["k"])) <= 1e-12
 
 
+def check_08b(values):
+    assert Path(values["executable"]).resolve() == Path(sys.executable).resolve()
+    assert values["config"] == "smoke"
+    assert values["gradient_max_z"] <= 5            # sampled GRPO gradient vs exact expectation
+    assert values["masked_leaf_prob"] == 0.0        # a masked answer never gains mass
+    assert values["frozen_prompt_change"] == 0.0    # an all-wrong prompt's own logits stay put
+    kept, everyone = values["filtered_variance"]
+    assert kept >= everyone                          # filtering keeps higher p(1 - p)
+    assert values["difficulty_filtering_ok"] is True and values["brorl_rollouts_ok"] is True
+
+
 PROBES = {"01_pessimism_lcb.ipynb": (PROBE_01, check_01),
           "02_offline_rl_pessimism.ipynb": (PROBE_02, check_02),
           "06_dual_rl.ipynb": (PROBE_DICT, check_06),
-          "08_rlvr_exact.ipynb": (PROBE_DICT, check_08)}
+          "08_rlvr_exact.ipynb": (PROBE_DICT, check_08),
+          "08b_rlvr_training.ipynb": (PROBE_DICT, check_08b)}
 
 GOOD_01 = {"executable": sys.executable, "config": "smoke", "verdict_ok": True,
            "test6_lcb": 0.0, "test6_greedy": 0.1, "mpa_c4": [0.45] * 4}
@@ -148,6 +160,10 @@ GOOD_06 = {"executable": sys.executable, "config": "smoke", "lp_vs_vi_max_abs": 
 GOOD_08 = {"executable": sys.executable, "config": "smoke", "passk_exact_ok": True,
            "brorl_mass_balance_ok": True, "mass_balance_identity_error": 0.0,
            "pass_at_k": {"p": 0.3, "k": 8, "exact": 1 - 0.7 ** 8}}
+GOOD_08B = {"executable": sys.executable, "config": "smoke", "gradient_max_z": 2.1,
+            "masked_leaf_prob": 0.0, "frozen_prompt_change": 0.0, "pass1": [0.1, 0.6],
+            "filtered_variance": [0.19, 0.08], "difficulty_filtering_ok": True,
+            "brorl_rollouts_ok": True}
 
 
 @pytest.mark.parametrize("check, good, planted", [
@@ -158,8 +174,12 @@ GOOD_08 = {"executable": sys.executable, "config": "smoke", "passk_exact_ok": Tr
     (check_08, GOOD_08, {"passk_exact_ok": None}),
     (check_08, GOOD_08, {"mass_balance_identity_error": 1e-6}),
     (check_08, GOOD_08, {"pass_at_k": {"p": 0.3, "k": 8, "exact": 1 - 0.3 ** 8}}),
+    (check_08b, GOOD_08B, {"gradient_max_z": 7.0}),
+    (check_08b, GOOD_08B, {"masked_leaf_prob": 1e-9}),
+    (check_08b, GOOD_08B, {"frozen_prompt_change": 1e-3}),
+    (check_08b, GOOD_08B, {"filtered_variance": [0.05, 0.08]}),
 ])
-def test_check_06_08_catch_planted_errors(check, good, planted):
+def test_dict_probes_catch_planted_errors(check, good, planted):
     check(good)
     with pytest.raises(AssertionError):
         check({**good, **planted})

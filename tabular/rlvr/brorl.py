@@ -34,6 +34,7 @@ from tabular.rlvr._softmax import jvp, softmax
 __all__ = [
     "token_rewards", "set_update", "count_update", "mass_balance_terms",
     "first_order_mass_change", "exact_mass_change", "expected_count_mass_change",
+    "sheet_bandit",
 ]
 
 
@@ -193,3 +194,44 @@ def expected_count_mass_change(p, correct, R_c: float, R_w: float, eta: float) -
     Q_neg = 1.0 - Q_pos
     p2 = p * p
     return float(eta * (R_c - R_w) * (Q_neg ** 2 * p2[correct].sum() + Q_pos ** 2 * p2[~correct].sum()))
+
+
+def sheet_bandit(V: int, n_correct: int, n_head: int, logit_scale: float, seed):
+    """The spec sheet's bandit: logits ``logit_scale * N(0, 1)`` over ``V`` tokens and
+    ``n_correct`` correct tokens, ``n_head`` of them above the median logit, the rest below.
+
+    Parameters
+    ----------
+    V : int >= 2
+    n_correct : int in [0, V]
+    n_head : int in [0, n_correct], with ``n_head <= V // 2`` and ``n_correct - n_head <= V // 2``
+    logit_scale : float >= 0
+    seed : int, SeedSequence or Generator (draw order: logits, tail picks, head picks)
+
+    Returns
+    -------
+    (p, correct) : float64 (V,) token probabilities and bool (V,) correct mask
+
+    Source: spec sheet ``difficulty_filtering_and_brorl.md`` (V = 1000, scale 2, |C| = 50
+    "mostly in the tail"), as used by the brorl figures.
+    """
+    from proofs_check.seeding import as_generator
+
+    V = _read_int(V, "V", minimum=2)
+    n_correct = _read_int(n_correct, "n_correct", minimum=0)
+    n_head = _read_int(n_head, "n_head", minimum=0)
+    half = V // 2
+    if n_head > n_correct or n_head > half or n_correct - n_head > half:
+        raise ValueError(f"n_head = {n_head} and n_correct - n_head = {n_correct - n_head} must "
+                         f"lie in [0, V // 2 = {half}] with n_head <= n_correct = {n_correct}")
+    logit_scale = read_scalar(logit_scale, "logit_scale", low=0.0)
+    rng = as_generator(seed)
+    z = logit_scale * rng.standard_normal(V)
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    order = np.argsort(z)
+    tail, head = order[:half], order[half:]
+    correct = np.zeros(V, dtype=bool)
+    correct[rng.choice(tail, n_correct - n_head, replace=False)] = True
+    correct[rng.choice(head, n_head, replace=False)] = True
+    return p, correct

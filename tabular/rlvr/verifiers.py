@@ -24,9 +24,16 @@ from __future__ import annotations
 import numpy as np
 
 from proofs_check.seeding import as_generator
-from tabular.rlvr._checks import (read_distribution, read_mask, read_probability,
-                                  read_prompt_weights, read_rates, read_scalar, read_values)
+from tabular.rlvr._checks import (
+    read_distribution,
+    read_mask,
+    read_probability,
+    read_prompt_weights,
+    read_rates,
+    read_values,
+)
 from tabular.rlvr._softmax import jvp
+from tabular.rlvr.advantages import group_advantages as _group_advantages
 
 __all__ = [
     "METHODS", "positive_rate", "sample_verifier", "backward_correction", "forward_weights",
@@ -273,24 +280,17 @@ def group_advantages(rewards, *, normalize: str = "zscore", eps: float = 0.0) ->
     Raises
     ------
     ValueError
-        If ``rewards`` is 0-d or not finite, ``normalize`` is unknown, or ``eps`` is negative
-        or not finite.
+        If ``rewards`` is 0-d, has an empty group axis or is not finite, ``normalize`` is
+        unknown, or ``eps`` is negative or not finite.
     TypeError
         If ``eps`` is not a real number.
 
     Source: Shao et al. (2024), "DeepSeekMath", arXiv 2402.03300, eq. for GRPO's advantage.
+    Delegates to :func:`tabular.rlvr.advantages.group_advantages` (``"grpo"`` / ``"mean"``).
     """
-    rewards = read_values(rewards, "rewards")
-    if rewards.ndim == 0:
-        raise ValueError("rewards must have a group axis")
     if normalize not in ("zscore", "mean"):
         raise ValueError(f"normalize must be 'zscore' or 'mean', got {normalize!r}")
-    eps = read_scalar(eps, "eps", low=0.0)
-    centred = rewards - rewards.mean(axis=-1, keepdims=True)
-    if normalize == "mean":
-        return centred
-    scale = rewards.std(axis=-1, keepdims=True) + eps
-    return np.where(scale > 0, centred / np.where(scale > 0, scale, 1.0), 0.0)
+    return _group_advantages(rewards, "grpo" if normalize == "zscore" else "mean", eps=eps)
 
 
 def appeal_fn_rate(R_tilde, overturned) -> float:
