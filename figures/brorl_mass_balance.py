@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from proofs_check.claims import Claim
+from proofs_check.claims import Claim, asserted_verdict
 
 NAME = "brorl-mass-balance"
 CLAIM = Claim(
@@ -259,13 +259,7 @@ def aggregate(runs_out, config) -> dict:
 
 def verdict(results) -> tuple[bool | None, str]:
     """The identity and its companions decide; BroRL's empirical claims are reported."""
-    failed = [c for c in results["claims"] if not c["ok"]]
-    summary = "; ".join(f"{c['claim']}: {c['text']}" for c in results["claims"])
-    empirical = " EMPIRICAL: " + "; ".join(f"{r['claim']}: {r['text']}" for r in results["reports"])
-    if failed:
-        names = ", ".join(c["claim"] for c in failed)
-        return False, f"NOT SUPPORTED ({names} failed). {summary}.{empirical}"
-    return True, f"SUPPORTED (all {len(results['claims'])} asserted sub-claims hold). {summary}.{empirical}"
+    return asserted_verdict(results["claims"], results["reports"])
 
 
 def plot(results):

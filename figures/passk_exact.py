@@ -40,7 +40,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from proofs_check.claims import Claim
+from proofs_check.claims import Claim, asserted_verdict
 
 NAME = "passk-exact"
 CLAIM = Claim(
@@ -439,13 +439,7 @@ def _reports(res, config) -> list[tuple[str, str]]:
 
 def verdict(results) -> tuple[bool | None, str]:
     """Asserted sub-claims decide; the empirical findings are reported after them."""
-    failed = [c for c in results["claims"] if not c["ok"]]
-    summary = "; ".join(f"{c['claim']}: {c['text']}" for c in results["claims"])
-    empirical = " EMPIRICAL: " + "; ".join(f"{r['claim']}: {r['text']}" for r in results["reports"])
-    if failed:
-        names = ", ".join(c["claim"] for c in failed)
-        return False, f"NOT SUPPORTED ({names} failed). {summary}.{empirical}"
-    return True, f"SUPPORTED (all {len(results['claims'])} asserted sub-claims hold). {summary}.{empirical}"
+    return asserted_verdict(results["claims"], results["reports"])
 
 
 STYLE = {"base": ("k", "-"), "none": ("C3", "-"), "reverse_kl": ("C0", "--"),

@@ -52,3 +52,30 @@ class Claim:
     def metadata(self) -> dict:
         """The plain-string metadata mirrored in ``figures/registry.py``."""
         return {"name": self.name, "claim": self.statement, "source": self.source}
+
+
+def asserted_verdict(claims, reports=()) -> tuple[bool, str]:
+    """A figure's verdict from its asserted sub-claims, with empirical reports appended.
+
+    Parameters
+    ----------
+    claims : sequence of dict
+        Asserted sub-claims, each ``{"claim": name, "ok": bool, "text": numbers}``; any
+        failure makes the verdict ``False``.
+    reports : sequence of dict
+        Empirical findings, each ``{"claim": name, "text": ...}``; they never decide.
+
+    Returns
+    -------
+    (bool, str)
+        ``ok`` and the one-line text: "SUPPORTED (all n asserted sub-claims hold). ..." or
+        "NOT SUPPORTED (names failed). ...", then "EMPIRICAL: ..." when there are reports.
+    """
+    failed = [c["claim"] for c in claims if not c["ok"]]
+    summary = "; ".join(f"{c['claim']}: {c['text']}" for c in claims)
+    empirical = ""
+    if reports:
+        empirical = " EMPIRICAL: " + "; ".join(f"{r['claim']}: {r['text']}" for r in reports)
+    if failed:
+        return False, f"NOT SUPPORTED ({', '.join(failed)} failed). {summary}.{empirical}"
+    return True, f"SUPPORTED (all {len(claims)} asserted sub-claims hold). {summary}.{empirical}"

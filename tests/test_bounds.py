@@ -234,3 +234,14 @@ def test_lcb_event_union_bound_sums_to_delta():
 def test_cb_missing_mass_approaches_s_minus_one_over_e_n():
     value = float(lcb.CB_MISSING_MASS.evaluate(S=20, N=1e6))
     assert value == pytest.approx(19 / (math.e * 1e6), rel=1e-5)
+
+
+def test_asserted_verdict_fails_on_any_failed_claim_and_never_on_reports():
+    from proofs_check.claims import asserted_verdict
+
+    good = [{"claim": "a", "ok": True, "text": "1e-16"}, {"claim": "b", "ok": True, "text": "0"}]
+    ok, text = asserted_verdict(good, [{"claim": "r", "text": "not reproduced in this toy"}])
+    assert ok and text.startswith("SUPPORTED (all 2 asserted sub-claims hold). a: 1e-16; b: 0.")
+    assert text.endswith("EMPIRICAL: r: not reproduced in this toy")
+    ok, text = asserted_verdict([good[0], {**good[1], "ok": False}])
+    assert not ok and text.startswith("NOT SUPPORTED (b failed).") and "EMPIRICAL" not in text
