@@ -3,12 +3,13 @@ import numpy as np
 
 from figures import odice_orthogonal
 from figures.cli import main
+from figures.cli import EMPIRICAL_NOTE
 
 
 def test_check_smoke_exits_0_and_catches_a_halved_projection(tmp_path, capsys):
     assert main(["check", "odice-orthogonal", "--config", "smoke", "--out", str(tmp_path),
                  "--no-progress"]) == 0
-    out = capsys.readouterr().out
+    out = capsys.readouterr().out.removeprefix(EMPIRICAL_NOTE + "\n")
     assert out.startswith(("Reproduced", "Not reproduced in this toy"))
     assert "(tol 1e-09): holds" in out and "bit for bit: holds" in out
     assert "one-sided sign test p = " in out and "Convergence: final update norm" in out
@@ -16,7 +17,7 @@ def test_check_smoke_exits_0_and_catches_a_halved_projection(tmp_path, capsys):
     # breaks orthogonality: exit 1. It acts in aggregate, so the runs are reused.
     code = main(["check", "odice-orthogonal", "--config", "smoke", "--set",
                  "planted_error=half_projection", "--out", str(tmp_path), "--no-progress"])
-    out = capsys.readouterr().out
+    out = capsys.readouterr().out.removeprefix(EMPIRICAL_NOTE + "\n")
     assert code == 1, out
     assert out.startswith("NOT SUPPORTED") and "FAILS" in out and "reused 12" in out
 

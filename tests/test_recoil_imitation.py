@@ -5,12 +5,13 @@ import pytest
 
 from figures import recoil_imitation
 from figures.cli import main
+from figures.cli import EMPIRICAL_NOTE
 
 
 def test_check_smoke_exits_0(tmp_path, capsys):
     assert main(["check", "recoil-imitation", "--config", "smoke", "--out", str(tmp_path),
                  "--no-progress"]) == 0
-    out = capsys.readouterr().out
+    out = capsys.readouterr().out.removeprefix(EMPIRICAL_NOTE + "\n")
     assert out.startswith(("Reproduced", "Not reproduced in this toy"))
     assert "Asserted: property 7 holds" in out
     # dO holds the demonstrations (the start state among them): the baseline is defined.
@@ -20,7 +21,7 @@ def test_check_smoke_exits_0(tmp_path, capsys):
     # occupancy of the MDP, so property 7 must fail (exit 1). The runs are reused.
     code = main(["check", "recoil-imitation", "--config", "smoke", "--set",
                  "dE_discount_error=0.05", "--out", str(tmp_path), "--no-progress"])
-    out = capsys.readouterr().out
+    out = capsys.readouterr().out.removeprefix(EMPIRICAL_NOTE + "\n")
     assert code == 1, out
     assert out.startswith("NOT SUPPORTED (property 7 fails") and "reused 65" in out
 

@@ -8,6 +8,7 @@ from figures import robust_regularized as fig
 from figures.cli import main
 from tabular import backward_induction
 from tabular.robust import robust_value_iteration
+from figures.cli import EMPIRICAL_NOTE
 
 SMOKE = fig.CONFIGS["smoke"]
 
@@ -55,7 +56,7 @@ def test_direct_minimisation_against_hand_values():
 
 def test_check_smoke(out, capsys):
     assert main(["check", fig.NAME, "--config", "smoke", "--out", out, "--no-progress"]) == 0
-    text = capsys.readouterr().out
+    text = capsys.readouterr().out.removeprefix(EMPIRICAL_NOTE + "\n")
     assert "NOT SUPPORTED" not in text and "one-sided sign test p = " in text
     assert "Plain pessimistic VI is taken at its best beta = " in text
     assert "so the worst case is the largest shift eps = 0.3" in text
@@ -95,7 +96,7 @@ def test_best_beta_and_monotonicity_reach_the_verdict():
 def test_planted_closed_form_errors_are_caught(out, capsys, planted, failing):
     code = main(["check", fig.NAME, "--config", "smoke", "--set", f"planted_error={planted}",
                  "--out", out, "--no-progress"])
-    text = capsys.readouterr().out
+    text = capsys.readouterr().out.removeprefix(EMPIRICAL_NOTE + "\n")
     assert code == 1, text
     head = text.split(" failed).")[0]  # "NOT SUPPORTED (<failed claims>"
     assert head.startswith("NOT SUPPORTED (") and failing in head

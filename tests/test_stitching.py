@@ -6,6 +6,7 @@ from figures import stitching
 from figures.cli import main
 from tabular import backward_induction
 from tabular.mixed_data import STITCH_STATES, stitching_mdp
+from figures.cli import EMPIRICAL_NOTE
 
 
 def test_final_state_of_the_optimal_policy_is_E():
@@ -20,7 +21,7 @@ def test_final_state_of_the_optimal_policy_is_E():
 def test_reproduce_smoke(tmp_path, capsys):
     assert main(["reproduce", "stitching", "--config", "smoke", "--out", str(tmp_path),
                  "--no-progress"]) == 0
-    out = capsys.readouterr().out
+    out = capsys.readouterr().out.removeprefix(EMPIRICAL_NOTE + "\n")
     assert out.startswith("reproduced: ") and "RCSL (clipped target) 0/100" in out
     # The finding: without clipping, RCSL stitches on this graph.
     assert "RCSL (unclipped, nearest return) 100/100" in out and "Finding: unclipped RCSL" in out
@@ -31,7 +32,7 @@ def test_raised_threshold_is_caught(tmp_path, capsys):
     """Planted error: a threshold no rollout beats leaves MBRCSL as plain RCSL: exit 1."""
     code = main(["check", "stitching", "--config", "smoke", "--set", "threshold_offset=1.0",
                  "--set", "n_runs=5", "--out", str(tmp_path), "--no-progress"])
-    out = capsys.readouterr().out
+    out = capsys.readouterr().out.removeprefix(EMPIRICAL_NOTE + "\n")
     assert code == 1, out
     assert out.startswith("NOT SUPPORTED") and "MBRCSL reaches E w.p. 1" in out
 

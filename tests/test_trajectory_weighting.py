@@ -6,6 +6,7 @@ import pytest
 
 from figures import trajectory_weighting as tw
 from figures.cli import main
+from figures.cli import EMPIRICAL_NOTE
 
 
 @pytest.mark.parametrize("K, L, B, q", [(10, 10, 5.0, 0.3), (3, 4, 0.0, 0.5)])
@@ -55,7 +56,7 @@ def test_rpsv_within_shares_closed_form_and_planted_sign():
 def test_reproduce_smoke(tmp_path, capsys):
     assert main(["reproduce", "trajectory-weighting", "--config", "smoke", "--out",
                  str(tmp_path), "--no-progress"]) == 0
-    out = capsys.readouterr().out
+    out = capsys.readouterr().out.removeprefix(EMPIRICAL_NOTE + "\n")
     assert out.startswith("reproduced: ") and "520 of 520 checks hold" in out
     assert "Sheet's alpha sweep" in out and "Paper's RPSV claim, tested within shares" in out
     for name in ("trajectory-weighting.png", "results.json", "verdict.txt"):
@@ -66,7 +67,7 @@ def test_reversed_weights_are_caught(tmp_path, capsys):
     """Planted error: weights decreasing in the return must break the asserted E_w[G] >= mean G."""
     code = main(["check", "trajectory-weighting", "--config", "smoke", "--set", "weight_sign=-1.0",
                  "--set", "n_runs=3", "--out", str(tmp_path), "--no-progress"])
-    out = capsys.readouterr().out
+    out = capsys.readouterr().out.removeprefix(EMPIRICAL_NOTE + "\n")
     assert code == 1, out
     assert out.startswith("NOT SUPPORTED") and "0 of 78 checks hold" in out
 
@@ -80,7 +81,7 @@ def test_nearly_uniform_weights_are_not_reproduced(tmp_path, capsys, alpha, head
     code = main(["check", "trajectory-weighting", "--config", "smoke", "--set", f"alpha={alpha}",
                  "--set", "shares=[0.05, 0.5]", "--set", "sweep_alphas=[1.0, 10.0]",
                  "--out", str(tmp_path), "--no-progress"])
-    out = capsys.readouterr().out
+    out = capsys.readouterr().out.removeprefix(EMPIRICAL_NOTE + "\n")
     assert code == 0, out
     assert out.startswith(head)
 

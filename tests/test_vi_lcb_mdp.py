@@ -14,6 +14,7 @@ from tabular.generators import garnet, river_swim
 from tabular.offline import _vi_lcb_kernel, _vi_lcb_numpy, vi_lcb
 from tabular.planning import evaluate_policy
 from tabular.sampling import Transitions, sample_transitions
+from figures.cli import EMPIRICAL_NOTE
 
 LEVEL = 1e-3
 
@@ -264,7 +265,7 @@ def test_valid_constant_never_updates_on_the_chain():
 def test_figure_smoke_check_exits_0(tmp_path, capsys):
     code = main(["check", "vi-lcb-mdp", "--config", "smoke", "--out", str(tmp_path),
                  "--no-progress"])
-    out = capsys.readouterr().out
+    out = capsys.readouterr().out.removeprefix(EMPIRICAL_NOTE + "\n")
     assert code == 0, out
     assert "never updates: V_T = 0 and pi_T = pi_0" in out and "C*(lam) = 1 (lam=1)" in out
     assert "BC plateaus at lam=0" in out
@@ -281,7 +282,7 @@ def test_figure_planted_wrong_valid_constant_is_caught(tmp_path, capsys):
                  "--set", "Ns=[30000, 100000]", "--set", "lams=[1.0, 0.0]", "--set", "n_seeds=3",
                  "--set", "cs=[0.001]", "--set", 'reward_models=["bernoulli"]',
                  "--out", str(tmp_path), "--no-progress"])
-    out = capsys.readouterr().out
+    out = capsys.readouterr().out.removeprefix(EMPIRICAL_NOTE + "\n")
     assert code == 1, out
     assert out.startswith("NOT SUPPORTED") and "DOES update" in out
     for name in ("vi-lcb-mdp.png", "vi-lcb-mdp.pdf", "results.json", "verdict.txt"):
