@@ -50,6 +50,7 @@ import dataclasses
 import numpy as np
 
 from proofs_check.claims import Claim
+from tabular.rlvr.difficulty import FILTERS, difficulty_filter
 
 NAME = "difficulty-filtering"
 CLAIM = Claim(
@@ -69,7 +70,7 @@ CLAIM = Claim(
     kind="empirical",
 )
 
-STRATEGIES = ("none", "dapo", "balanced", "easy", "hard")
+STRATEGIES = FILTERS
 PLANTED = ("none", "leaky_filter", "unmasked_batch")
 _BASE = {
     "V": 4, "D": 4, "P": 200, "logit_range": 6.0, "noise_scale": 1.0, "instance_seed": 0,
@@ -136,23 +137,6 @@ def instance(config):
     return tree, policy
 
 
-def passes(strategy: str, p_hat, band) -> np.ndarray:
-    """The filter of ``strategy`` on observed accuracies ``p_hat`` (bool, shape of p_hat)."""
-    p_hat = np.asarray(p_hat)
-    lo, hi = band
-    if strategy == "none":
-        return np.ones(p_hat.shape, dtype=bool)
-    if strategy == "dapo":
-        return (p_hat > 0) & (p_hat < 1)
-    if strategy == "balanced":
-        return (p_hat >= lo) & (p_hat <= hi)
-    if strategy == "easy":
-        return p_hat >= hi
-    if strategy == "hard":
-        return p_hat <= lo
-    raise ValueError(f"unknown strategy {strategy!r}; one of {STRATEGIES}")
-
-
 def select(order, ok, batch: int, leaky: bool = False):
     """Walk ``order`` keeping prompts with ``ok``, until ``batch`` are kept.
 
@@ -195,7 +179,7 @@ def run_one(config, seed) -> dict:
     rollouts, sizes, variance, n_outside, n_leaked = [0], [], [], 0, 0
     for _ in range(config["n_steps"]):
         batch = make_rollouts(tree, policy.pi(tree), method, n, seed=rng)
-        ok = passes(strategy, (batch.rewards > 0).mean(axis=1), band)
+        ok = difficulty_filter(strategy, (batch.rewards > 0).mean(axis=1), band)
         kept, visited = select(rng.permutation(tree.n_prompts), ok, config["batch"],
                                config["planted"] == "leaky_filter")
         n_outside += int(np.sum(kept & ~ok))

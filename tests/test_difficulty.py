@@ -195,3 +195,14 @@ def test_a_wrong_pinsker_constant_is_caught():
 def test_bad_band(band, error):
     with pytest.raises(error, match="band"):
         dif.kept_probability(0.5, 8, band)
+
+
+def test_difficulty_filter_rejects_bad_input():
+    from tabular.rlvr.difficulty import difficulty_filter
+
+    with pytest.raises(ValueError, match="unknown strategy"):
+        difficulty_filter("medium", [0.5])
+    with pytest.raises(ValueError):
+        difficulty_filter("balanced", [1.5])
+    with pytest.raises(ValueError):
+        difficulty_filter("balanced", [0.5], band=(0.8, 0.2))

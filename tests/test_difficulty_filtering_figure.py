@@ -3,6 +3,7 @@ import numpy as np
 
 from figures import difficulty_filtering as fig
 from figures.cli import EMPIRICAL_NOTE, main
+from tabular.rlvr.difficulty import difficulty_filter
 
 
 def _verdict(out: str) -> str:
@@ -14,11 +15,11 @@ def _verdict(out: str) -> str:
 def test_filters_follow_their_definitions():
     p_hat = np.arange(9) / 8
     band = (0.25, 0.75)
-    assert fig.passes("none", p_hat, band).all()
-    assert fig.passes("dapo", p_hat, band).tolist() == [False] + [True] * 7 + [False]
-    assert fig.passes("balanced", p_hat, band).tolist() == [False] * 2 + [True] * 5 + [False] * 2
-    assert fig.passes("easy", p_hat, band).tolist() == [False] * 6 + [True] * 3
-    assert fig.passes("hard", p_hat, band).tolist() == [True] * 3 + [False] * 6
+    assert difficulty_filter("none", p_hat, band).all()
+    assert difficulty_filter("dapo", p_hat, band).tolist() == [False] + [True] * 7 + [False]
+    assert difficulty_filter("balanced", p_hat, band).tolist() == [False] * 2 + [True] * 5 + [False] * 2
+    assert difficulty_filter("easy", p_hat, band).tolist() == [False] * 6 + [True] * 3
+    assert difficulty_filter("hard", p_hat, band).tolist() == [True] * 3 + [False] * 6
 
 
 def test_select_walks_the_order_until_the_batch_is_full():

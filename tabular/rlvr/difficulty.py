@@ -23,8 +23,10 @@ from tabular.rlvr._checks import read_distribution, read_probability, read_scala
 __all__ = [
     "optimal_accuracy", "kl_to_optimum", "variance_lower_bound", "pinsker_lower_bound",
     "kl_argmax_accuracy", "informative_group_probability", "kept_probability",
-    "filtered_variance",
+    "filtered_variance", "FILTERS", "difficulty_filter",
 ]
+
+FILTERS = ("none", "dapo", "balanced", "easy", "hard")
 
 
 def _read_t(beta) -> float:
@@ -225,3 +227,39 @@ def filtered_variance(p_values, weights, n: int, band) -> tuple[float, float]:
     if kept.sum() == 0:
         raise ValueError("the band keeps no prompt with positive probability")
     return float(kept @ var / kept.sum()), float(weights @ var)
+
+
+def difficulty_filter(strategy: str, p_hat, band=(0.25, 0.75)) -> np.ndarray:
+    """Which prompt groups an online difficulty filter keeps, from their observed accuracy.
+
+    Balanced filtering keeps prompts whose observed accuracy ``c/n`` over the group's rollouts
+    lies in ``[p_lo, p_hi]`` (Bae et al. 2025); DAPO's dynamic sampling keeps groups that are
+    neither all right nor all wrong (Yu et al. 2025, arXiv 2503.14476); "easy" and "hard"
+    keep one side of the band, "none" everything.
+
+    Parameters
+    ----------
+    strategy : {"none", "dapo", "balanced", "easy", "hard"}
+    p_hat : array_like of float in [0, 1]
+        Observed accuracies, any shape.
+    band : pair (p_lo, p_hi)
+        With ``0 <= p_lo <= p_hi <= 1``: balanced keeps ``p_lo <= p_hat <= p_hi``, easy
+        ``p_hat >= p_hi``, hard ``p_hat <= p_lo``.
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape of ``p_hat``
+
+    Raises
+    ------
+    ValueError
+        Unknown strategy, ``p_hat`` outside [0, 1] or not finite, a bad band.
+    """
+    p_hat = read_probability(p_hat, "p_hat")
+    lo, hi = _read_band(band)
+    rules = {"none": np.ones(p_hat.shape, dtype=bool), "dapo": (p_hat > 0) & (p_hat < 1),
+             "balanced": (p_hat >= lo) & (p_hat <= hi), "easy": p_hat >= hi,
+             "hard": p_hat <= lo}
+    if strategy not in rules:
+        raise ValueError(f"unknown strategy {strategy!r}; one of {FILTERS}")
+    return rules[strategy]
