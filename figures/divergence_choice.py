@@ -70,6 +70,8 @@ from __future__ import annotations
 import numpy as np
 
 from proofs_check.claims import Claim
+from proofs_check.stats import min_sign_test_units as min_seeds
+from proofs_check.stats import sign_test_headline, sign_test_p
 
 NAME = "divergence-choice"
 CLAIM = Claim(
@@ -302,18 +304,6 @@ def aggregate(runs_out, config) -> dict:
     return res
 
 
-def sign_test_p(wins: int, n: int) -> float:
-    """One-sided exact sign test: ``P(Binomial(n, 1/2) >= wins)`` (ties counted as losses)."""
-    from scipy.stats import binom
-
-    return float(binom.sf(wins - 1, n, 0.5))
-
-
-def min_seeds(level: float) -> int:
-    """Fewest seeds at which all-wins (p = 2^-n) reaches ``level``."""
-    return int(np.ceil(-np.log2(level)))
-
-
 def _fmt(values) -> str:
     return "[" + ", ".join(f"{v:.3f}" for v in np.atleast_1d(values)) + "]"
 
@@ -357,13 +347,7 @@ def verdict(results) -> tuple[bool | None, str]:
         f"{_fmt(results['pef_from_design'])}). 'reverse_kl' = true reverse-KL gradient "
         f"(REINFORCE on the KL-shaped reward); 'grpo_k3' = GRPO's k3 loss, not the reverse-KL "
         f"gradient.")
-    if results["indicative"]:
-        head = (f"indicative only ({n} seeds; at least {results['min_seeds']} are needed for "
-                f"the sign test to reach level {lvl:g}, so no decision)")
-    elif results["reproduced"]:
-        head = "reproduced"
-    else:
-        head = "not reproduced in this toy"
+    head = sign_test_headline(n, results["min_seeds"], lvl, results["reproduced"])
     return True, f"{head}: {head_numbers} {others} {asserted}"
 
 

@@ -56,8 +56,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from figures.divergence_choice import min_seeds, sign_test_p  # the same sign test
 from proofs_check.claims import Claim
+from proofs_check.stats import min_sign_test_units as min_seeds
+from proofs_check.stats import sign_test_headline, sign_test_p
 
 NAME = "noisy-verifier"
 CLAIM = Claim(
@@ -259,13 +260,7 @@ def verdict(results) -> tuple[bool | None, str]:
                f"variance effect; E[g_backward] = E[g_clean] = E[g_uncorrected] / (1 - rho0 - "
                f"rho1), so backward's lead over uncorrected is a larger effective step, "
                f"{1 / factor:.3g} times, not a change of direction.")
-    if results["indicative"]:
-        head = (f"indicative only ({n} seeds; at least {results['min_seeds']} are needed for "
-                f"the sign test to reach level {lvl:g}, so no decision)")
-    elif results["reproduced"]:
-        head = "reproduced"
-    else:
-        head = "not reproduced in this toy"
+    head = sign_test_headline(n, results["min_seeds"], lvl, results["reproduced"])
     return True, f"{head}: {numbers} {asserted}"
 
 

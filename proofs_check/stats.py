@@ -607,3 +607,31 @@ def g_test(observed, expected, *, min_expected=5.0) -> tuple:
         raise ValueError(f"fewer than 2 cells left after pooling cells with expected < {min_expected:g}; use more samples")
     statistic, p_value = _stats.power_divergence(obs, exp, lambda_="log-likelihood")
     return float(statistic), int(obs.size - 1), float(p_value)
+
+
+def sign_test_p(wins: int, n: int) -> float:
+    """One-sided exact sign test over ``n`` paired units: ``P(Binomial(n, 1/2) >= wins)``.
+
+    Ties count as losses, so the test is conservative. Source: the binomial sign test
+    (e.g. Conover, *Practical Nonparametric Statistics*, 1999, sec. 3.4).
+    """
+    from scipy.stats import binom
+
+    return float(binom.sf(wins - 1, n, 0.5))
+
+
+def min_sign_test_units(level: float) -> int:
+    """Fewest paired units at which all wins (p = 2^-n) reaches ``level``."""
+    return int(np.ceil(-np.log2(level)))
+
+
+def sign_test_headline(n: int, min_units: int, level: float, reproduced: bool) -> str:
+    """The head of an empirical verdict decided by a sign test over ``n`` seeds.
+
+    "indicative only (...)" when ``n < min_units`` (the test cannot reach ``level``), else
+    "reproduced" or "not reproduced in this toy" (DESIGN.md's empirical claims).
+    """
+    if n < min_units:
+        return (f"indicative only ({n} seeds; at least {min_units} are needed for the sign "
+                f"test to reach level {level:g}, so no decision)")
+    return "reproduced" if reproduced else "not reproduced in this toy"
